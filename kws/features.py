@@ -1,0 +1,57 @@
+"""Log-mel features of the base model, SpecAugment, and the on-disk feature cache.
+
+Features follow background.md: a torchaudio mel spectrogram at 16 kHz with n_fft 400,
+window 400, hop 160 and 40 mel bands (centred frames), clamped to [1e-9, 1e9], then log.
+One second (16,000 samples) gives 40 x 101.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import nn
+
+from kws.audio import CLIP_SAMPLES, SAMPLE_RATE
+
+N_FFT = 400  # samples (25 ms)
+WIN_LENGTH = 400  # samples (25 ms)
+HOP_LENGTH = 160  # samples (10 ms)
+N_MELS = 40
+LOG_CLAMP = (1e-9, 1e9)
+
+
+def num_frames(num_samples: int, hop_length: int = HOP_LENGTH) -> int:
+    """Frames a centred STFT gives for ``num_samples`` samples: ``num_samples // hop + 1``."""
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be positive, got {num_samples}")
+    return num_samples // hop_length + 1
+
+
+def seconds_to_frames(seconds: float) -> int:
+    """Frames for ``seconds`` of 16 kHz audio (1 s -> 101, 2 s -> 201)."""
+    return num_frames(round(seconds * SAMPLE_RATE))
+
+
+FRAMES_PER_CLIP = num_frames(CLIP_SAMPLES)  # 101
+
+
+class LogMel(nn.Module):
+    """Waveform ``(..., time)`` to log-mel ``(..., n_mels, frames)``.
+
+    One 1 s clip at 16 kHz: ``(B, 16000) -> (B, 40, 101)``.
+    """
+
+    def __init__(self, n_mels: int = N_MELS) -> None:
+        super().__init__()
+        if n_mels > N_FFT // 2 + 1:
+            raise ValueError(f"n_mels={n_mels} exceeds the {N_FFT // 2 + 1} STFT bins of n_fft={N_FFT}")
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=SAMPLE_RATE,
+            n_fft=N_FFT,
+            win_length=WIN_LENGTH,
+            hop_length=HOP_LENGTH,
+            n_mels=n_mels,
+        )
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.mel(waveform).clamp(*LOG_CLAMP))
