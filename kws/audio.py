@@ -54,22 +54,29 @@ def fit_length(samples: torch.Tensor, length: int = CLIP_SAMPLES) -> torch.Tenso
     return torch.nn.functional.pad(samples, (0, length - current))
 
 
+def read_resampled(path: str | Path) -> torch.Tensor:
+    """Read any length of audio as mono float32 ``(time,)`` at 16 kHz (resampled with torchaudio)."""
+    samples, rate = read_audio(path)
+    if rate != SAMPLE_RATE:
+        samples = torchaudio.functional.resample(samples, rate, SAMPLE_RATE)
+    return samples
+
+
 def read_clip(path: str | Path) -> torch.Tensor:
     """Read one clip as the models see it: mono, 16 kHz, exactly 1 s.
 
-    Other sample rates are resampled with torchaudio; shorter clips are zero-padded at the
-    end and longer ones cropped, as in Speech Commands where some clips are shorter.
+    Shorter clips are zero-padded at the end and longer ones cropped, as in Speech
+    Commands where some clips are shorter than 1 s.
 
     Returns:
         float32 tensor of shape ``(CLIP_SAMPLES,)``.
     """
-    samples, rate = read_audio(path)
-    if rate != SAMPLE_RATE:
-        samples = torchaudio.functional.resample(samples, rate, SAMPLE_RATE)
-    return fit_length(samples)
+    return fit_length(read_resampled(path))
 
 
-def write_wav(path: str | Path, samples: torch.Tensor | np.ndarray, rate: int = SAMPLE_RATE) -> None:
+def write_wav(
+    path: str | Path, samples: torch.Tensor | np.ndarray, rate: int = SAMPLE_RATE
+) -> None:
     """Write ``(time,)`` float samples in [-1, 1] as 16-bit PCM mono WAV (values are clipped)."""
     array = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else samples
     array = np.clip(np.asarray(array, dtype=np.float32), -1.0, 1.0)

@@ -7,6 +7,8 @@ One second (16,000 samples) gives 40 x 101.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio
 from torch import nn
@@ -44,7 +46,9 @@ class LogMel(nn.Module):
     def __init__(self, n_mels: int = N_MELS) -> None:
         super().__init__()
         if n_mels > N_FFT // 2 + 1:
-            raise ValueError(f"n_mels={n_mels} exceeds the {N_FFT // 2 + 1} STFT bins of n_fft={N_FFT}")
+            raise ValueError(
+                f"n_mels={n_mels} exceeds the {N_FFT // 2 + 1} STFT bins of n_fft={N_FFT}"
+            )
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=SAMPLE_RATE,
             n_fft=N_FFT,
@@ -55,3 +59,31 @@ class LogMel(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return torch.log(self.mel(waveform).clamp(*LOG_CLAMP))
+
+
+class SpecAugment(nn.Module):
+    """One frequency mask (up to 15 bands) and one time mask (up to 35 frames) per example.
+
+    Acts only in ``train()`` mode, on log-mel ``(B, n_mels, frames)``. Masked cells get
+    ``log(1e-9)``, the value a zeroed power spectrogram has after the clamp-and-log step,
+    so masking cached log features equals the course's masking before the log.
+    """
+
+    def __init__(self, freq_mask: int = 15, time_mask: int = 35) -> None:
+        super().__init__()
+        if freq_mask < 0 or time_mask < 0:
+            raise ValueError(f"mask widths must be >= 0, got freq={freq_mask}, time={time_mask}")
+        self.freq_mask = freq_mask
+        self.time_mask = time_mask
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return features
+        masked_value = math.log(LOG_CLAMP[0])
+        # mask_along_axis_iid: axis 1 = mel bands, 2 = frames of (B, n_mels, frames).
+        features = torchaudio.functional.mask_along_axis_iid(
+            features, self.freq_mask, masked_value, axis=1
+        )
+        return torchaudio.functional.mask_along_axis_iid(
+            features, self.time_mask, masked_value, axis=2
+        )

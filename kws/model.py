@@ -40,7 +40,9 @@ class CRNNConfig:
         for name in ("kernel_size", "stride"):
             value = getattr(self, name)
             if not (isinstance(value, list | tuple) and len(value) == 2):
-                raise ValueError(f"CRNNConfig.{name} must be a (frequency, time) pair, got {value!r}")
+                raise ValueError(
+                    f"CRNNConfig.{name} must be a (frequency, time) pair, got {value!r}"
+                )
             if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
                 raise ValueError(f"CRNNConfig.{name} must hold positive integers, got {value!r}")
             object.__setattr__(self, name, (int(value[0]), int(value[1])))

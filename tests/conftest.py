@@ -15,5 +15,7 @@ SHARED_DATA = Path(os.environ.get("KWS_SHARED_DATA", REPO_ROOT.parent / "shared"
 def shared_data() -> Path:
     """``../shared/data`` with the real v0.01/v0.02 samples; skips (with the reason) if absent."""
     if not (SHARED_DATA / "speech_commands_v0.01_sample").is_dir():
-        pytest.skip(f"real Speech Commands samples not found at {SHARED_DATA} (set KWS_SHARED_DATA)")
+        pytest.skip(
+            f"real Speech Commands samples not found at {SHARED_DATA} (set KWS_SHARED_DATA)"
+        )
     return SHARED_DATA

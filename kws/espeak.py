@@ -1,0 +1,110 @@
+"""Speech synthesis with libespeak-ng through ctypes (the library ships in ``espeakng-loader``).
+
+espeak-ng keeps state between utterances (the glottal oscillator's phase, echo buffers), so
+the same text with the same voice gives slightly different samples depending on what was
+spoken before in the process; ``espeak_ng_SetRandSeed`` does not change that. A fresh
+process that speaks the same sequence always gives the same samples, which is how
+:mod:`kws.synth` makes datasets reproducible: every batch is spoken in a new process.
+
+This module imports only ctypes and numpy so that such worker processes start fast.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+
+import espeakng_loader
+import numpy as np
+
+ESPEAK_SAMPLE_RATE = 22_050  # Hz, what libespeak-ng synthesizes
+
+# espeak_AUDIO_OUTPUT and espeak_PARAMETER values from speak_lib.h.
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_PARAM_RATE = 1  # words per minute, 80..450
+_PARAM_PITCH = 3  # 0..100
+_PARAM_RANGE = 4  # pitch range, 0..100
+
+# The English voices of espeak-ng's data ("en-Shaw" is excluded: it reads Shavian script).
+ENGLISH_VOICES = (
+    "en",
+    "en-us",
+    "en-029",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-gb-x-rp",
+    "en-us-nyc",
+)
+
+
+def voice_variants() -> tuple[str, ...]:
+    """Names of espeak-ng's voice-variant modifiers (``m1``, ``f3``, ``klatt4``, ``whisper``...)."""
+    variants_dir = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+    return tuple(sorted(path.name for path in variants_dir.iterdir() if path.is_file()))
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One word to speak: voice is ``<language>+<variant>``; rate in words/min, pitch 0..100."""
+
+    text: str
+    voice: str
+    rate: int
+    pitch: int
+    pitch_range: int = 50
+
+
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+class Synthesizer:
+    """A process-wide libespeak-ng instance; ``speak`` returns 22,050 Hz int16 samples."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ]  # fmt: skip
+        data_path = espeakng_loader.get_data_path().encode()
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, 0)
+        if rate != ESPEAK_SAMPLE_RATE:
+            raise RuntimeError(f"libespeak-ng failed to initialize (returned {rate})")
+        self._chunks: list[np.ndarray] = []
+        self._callback = _CALLBACK(self._collect)  # kept alive: C holds the pointer
+        lib.espeak_SetSynthCallback(self._callback)
+        self._lib = lib
+
+    def _collect(self, wav: ctypes.Array, num_samples: int, _events: ctypes.c_void_p) -> int:
+        if num_samples > 0:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
+        return 0  # 0 = continue synthesis
+
+    def speak(self, utterance: Utterance) -> np.ndarray:
+        """Synthesize one utterance: int16 samples at 22,050 Hz, shape ``(time,)``."""
+        if self._lib.espeak_SetVoiceByName(utterance.voice.encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice {utterance.voice!r}")
+        self._lib.espeak_SetParameter(_PARAM_RATE, utterance.rate, 0)
+        self._lib.espeak_SetParameter(_PARAM_PITCH, utterance.pitch, 0)
+        self._lib.espeak_SetParameter(_PARAM_RANGE, utterance.pitch_range, 0)
+        self._chunks.clear()
+        text = utterance.text.encode()
+        status = self._lib.espeak_Synth(text, len(text) + 1, 0, 0, 0, 0, None, None)
+        if status != 0:
+            raise RuntimeError(f"espeak-ng failed on {utterance!r} (error {status})")
+        if not self._chunks:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._chunks)
+
+
+def speak_batch(utterances: list[Utterance]) -> list[np.ndarray]:
+    """Speak a batch in this process; run it in a fresh process for reproducible samples."""
+    synthesizer = Synthesizer()
+    return [synthesizer.speak(utterance) for utterance in utterances]
