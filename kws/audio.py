@@ -55,7 +55,7 @@ def fit_length(samples: torch.Tensor, length: int = CLIP_SAMPLES) -> torch.Tenso
 
 
 def read_resampled(path: str | Path) -> torch.Tensor:
-    """Read any length of audio as mono float32 ``(time,)`` at 16 kHz (resampled with torchaudio)."""
+    """Read audio of any length as mono float32 ``(time,)`` at 16 kHz (torchaudio resampling)."""
     samples, rate = read_audio(path)
     if rate != SAMPLE_RATE:
         samples = torchaudio.functional.resample(samples, rate, SAMPLE_RATE)

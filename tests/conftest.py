@@ -19,3 +19,25 @@ def shared_data() -> Path:
             f"real Speech Commands samples not found at {SHARED_DATA} (set KWS_SHARED_DATA)"
         )
     return SHARED_DATA
+
+
+TINY_EMBEDDED = None  # set lazily: importing kws.synth pulls in torch
+
+
+@pytest.fixture(scope="session")
+def tiny_embedded_config():
+    """A toy embedded dataset: seconds to make, every layout feature present."""
+    from kws.synth import EmbeddedDatasetConfig
+
+    return EmbeddedDatasetConfig(
+        num_clips=160, keyword_share=0.2, confuser_share=0.2, num_speakers=12, noise_seconds=3.0
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_embedded(tmp_path_factory, tiny_embedded_config) -> Path:
+    """The toy embedded dataset on disk (generated once per test session)."""
+    from kws.synth import generate_embedded_dataset
+
+    root = tmp_path_factory.mktemp("embedded") / "tiny"
+    return generate_embedded_dataset(root, tiny_embedded_config, progress=False)
