@@ -1,10 +1,16 @@
 """Speech synthesis with libespeak-ng through ctypes (the library ships in ``espeakng-loader``).
 
-espeak-ng keeps state between utterances (the glottal oscillator's phase, echo buffers), so
-the same text with the same voice gives slightly different samples depending on what was
-spoken before in the process; ``espeak_ng_SetRandSeed`` does not change that. A fresh
-process that speaks the same sequence always gives the same samples, which is how
-:mod:`kws.synth` makes datasets reproducible: every batch is spoken in a new process.
+Two things make espeak-ng's output vary, and both are pinned here:
+
+- Some voice variants (``f3``, ``whisper`` and others) add noise from espeak-ng's own
+  random generator, which is seeded from the clock at start-up: :class:`Synthesizer`
+  reseeds it with ``espeak_ng_SetRandSeed``.
+- espeak-ng keeps state between utterances (oscillator phase, echo buffers), so the same
+  word differs slightly with what was spoken before in the process.
+
+A fresh process that seeds the generator and speaks the same sequence therefore always
+gives the same samples, which is how :mod:`kws.synth` makes datasets reproducible: every
+batch is spoken in a new process (:func:`speak_batch`).
 
 This module imports only ctypes and numpy so that such worker processes start fast.
 """
@@ -62,12 +68,16 @@ _CALLBACK = ctypes.CFUNCTYPE(
 
 
 class Synthesizer:
-    """A process-wide libespeak-ng instance; ``speak`` returns 22,050 Hz int16 samples."""
+    """A process-wide libespeak-ng instance; ``speak`` returns 22,050 Hz int16 samples.
 
-    def __init__(self) -> None:
+    ``seed`` seeds espeak-ng's noise generator (see the module docstring).
+    """
+
+    def __init__(self, seed: int = 0) -> None:
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.argtypes = [
             ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
@@ -80,6 +90,7 @@ class Synthesizer:
         self._chunks: list[np.ndarray] = []
         self._callback = _CALLBACK(self._collect)  # kept alive: C holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
+        lib.espeak_ng_SetRandSeed(seed)
         self._lib = lib
 
     def _collect(self, wav: ctypes.Array, num_samples: int, _events: ctypes.c_void_p) -> int:
@@ -104,7 +115,7 @@ class Synthesizer:
         return np.concatenate(self._chunks)
 
 
-def speak_batch(utterances: list[Utterance]) -> list[np.ndarray]:
+def speak_batch(utterances: list[Utterance], seed: int = 0) -> list[np.ndarray]:
     """Speak a batch in this process; run it in a fresh process for reproducible samples."""
-    synthesizer = Synthesizer()
+    synthesizer = Synthesizer(seed)
     return [synthesizer.speak(utterance) for utterance in utterances]

@@ -180,7 +180,9 @@ def _plan_clips(
     return plans
 
 
-def _speak_all(utterances: list[Utterance], desc: str, progress: bool) -> list[np.ndarray]:
+def _speak_all(
+    utterances: list[Utterance], seed: int, desc: str, progress: bool
+) -> list[np.ndarray]:
     """Speak in batches, each in a fresh process (see kws.espeak for why), 2 at a time."""
     batches = [utterances[i : i + _BATCH_SIZE] for i in range(0, len(utterances), _BATCH_SIZE)]
     context = multiprocessing.get_context("spawn")
@@ -189,7 +191,7 @@ def _speak_all(utterances: list[Utterance], desc: str, progress: bool) -> list[n
         ProcessPoolExecutor(max_workers=2, mp_context=context, max_tasks_per_child=1) as pool,
         tqdm(total=len(utterances), desc=desc, unit="clip", disable=not progress) as bar,
     ):
-        for batch_result in pool.map(speak_batch, batches):
+        for batch_result in pool.map(speak_batch, batches, [seed] * len(batches)):
             results.extend(batch_result)
             bar.update(len(batch_result))
     return results
@@ -278,7 +280,7 @@ def _place(
     clip = np.zeros(CLIP_SAMPLES, dtype=np.float64)
     onset = int(plan.onset_fraction * (CLIP_SAMPLES - len(word)))
     clip[onset : onset + len(word)] = word
-    start = int(rng.integers(0, len(noise) - CLIP_SAMPLES))
+    start = int(rng.integers(0, len(noise) - CLIP_SAMPLES + 1))
     window = noise[start : start + CLIP_SAMPLES]
     # SNR over the word's own samples: power of speech where it is, not diluted by silence.
     speech_power = np.mean(word**2) if len(word) else 0.0
@@ -304,7 +306,8 @@ def generate_embedded_dataset(
     speakers = _make_speakers(config, rng)
     plans = _plan_clips(config, speakers, rng)
     babble_plan = _babble_utterances(config, speakers, rng)
-    spoken = _speak_all([p.utterance for p in plans] + babble_plan, "synthesizing speech", progress)
+    utterances = [p.utterance for p in plans] + babble_plan
+    spoken = _speak_all(utterances, config.seed, "synthesizing speech", progress)
     words = _to_16k(spoken)
     clip_words, babble_words = words[: len(plans)], words[len(plans) :]
 
