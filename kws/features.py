@@ -8,6 +8,7 @@ One second (16,000 samples) gives 40 x 101.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torchaudio
@@ -37,6 +38,20 @@ def seconds_to_frames(seconds: float) -> int:
 FRAMES_PER_CLIP = num_frames(CLIP_SAMPLES)  # 101
 
 
+def _has_empty_mel_band(n_mels: int) -> bool:
+    """Whether some mel triangle covers no STFT bin (constant feature row).
+
+    With 40 Hz STFT bins the lowest HTK triangles get narrower than a bin from 90 bands
+    on; torchaudio only warns about it, which a study's output would bury.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        filterbank = torchaudio.functional.melscale_fbanks(
+            N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, n_mels, SAMPLE_RATE
+        )  # (n_freqs, n_mels)
+    return bool((filterbank.amax(dim=0) == 0).any())
+
+
 class LogMel(nn.Module):
     """Waveform ``(..., time)`` to log-mel ``(..., n_mels, frames)``.
 
@@ -45,9 +60,10 @@ class LogMel(nn.Module):
 
     def __init__(self, n_mels: int = N_MELS) -> None:
         super().__init__()
-        if n_mels > N_FFT // 2 + 1:
+        if not 0 < n_mels <= N_FFT // 2 + 1 or _has_empty_mel_band(n_mels):
             raise ValueError(
-                f"n_mels={n_mels} exceeds the {N_FFT // 2 + 1} STFT bins of n_fft={N_FFT}"
+                f"n_mels={n_mels} leaves mel bands that cover no STFT bin of n_fft={N_FFT}; "
+                "use at most 89 bands"
             )
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=SAMPLE_RATE,

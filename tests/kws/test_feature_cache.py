@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import kws.feature_cache
+from kws.augment import AugmentationConfig
+from kws.feature_cache import build_features, feature_cache_key, load_or_build_features
+from kws.features import LogMel
+from kws.speech_commands import SPLITS, index_speech_commands
+
+SMALL = AugmentationConfig(num_views=2)
+
+
+@pytest.fixture(scope="module")
+def cached(tiny_embedded: Path, tmp_path_factory: pytest.TempPathFactory):
+    cache_dir = tmp_path_factory.mktemp("features")
+    index = index_speech_commands(tiny_embedded)
+    return index, cache_dir, load_or_build_features(index, cache_dir, SMALL, progress=False)
+
+
+def test_shapes_dtypes_and_labels_follow_the_index(cached) -> None:
+    index, _, features = cached
+    for split in SPLITS:
+        clips = index.split(split)
+        assert features.features[split].shape == (len(clips), 40, 101)
+        assert features.features[split].dtype == torch.float16
+        assert features.labels[split].tolist() == [clip.label for clip in clips]
+    assert features.training_views.shape == (2, len(index.split("training")), 40, 101)
+    assert features.training_views.dtype == torch.float16
+
+
+def test_clean_features_equal_log_mel_of_the_wav_read_independently(cached) -> None:
+    index, _, features = cached
+    clips = index.split("validation")[:8]
+    samples = np.stack([soundfile.read(str(clip.path), dtype="float32")[0] for clip in clips])
+    expected = LogMel()(torch.from_numpy(samples))
+    # fp16 storage: about 3 significant digits on values of magnitude up to ~21.
+    torch.testing.assert_close(
+        features.features["validation"][:8].float(), expected, rtol=1e-3, atol=2e-2
+    )
+
+
+def test_views_are_augmented_not_copies(cached) -> None:
+    _, _, features = cached
+    clean = features.features["training"].float()
+    for view in features.training_views.float():
+        changed = (view - clean).abs().amax(dim=(1, 2)) > 0.1
+        assert changed.float().mean() > 0.5  # time shift alone changes nearly every clip
+
+
+def test_second_call_reads_the_cache_without_computing(cached, monkeypatch) -> None:
+    index, cache_dir, features = cached
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("features were recomputed although the cache file exists")
+
+    monkeypatch.setattr(kws.feature_cache, "build_features", must_not_run)
+    again = load_or_build_features(index, cache_dir, SMALL, progress=False)
+    assert again.key == features.key
+    assert torch.equal(again.training_views, features.training_views)
+    assert [p.name for p in cache_dir.iterdir()] == [f"{features.key}.pt"]
+
+
+def test_builds_are_deterministic(cached) -> None:
+    index, _, features = cached
+    rebuilt = build_features(index, SMALL, progress=False)
+    assert torch.equal(rebuilt.training_views, features.training_views)
+    for split in SPLITS:
+        assert torch.equal(rebuilt.features[split], features.features[split])
+
+
+def test_key_depends_on_content_labels_and_recipe(tiny_embedded: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_embedded, copy)
+    index = index_speech_commands(copy)
+    key = feature_cache_key(index, SMALL)
+    assert feature_cache_key(index_speech_commands(copy), SMALL) == key
+    assert feature_cache_key(index, AugmentationConfig(num_views=3)) != key
+    assert feature_cache_key(index_speech_commands(copy, keyword="bed"), SMALL) != key
+
+    clip = index.clips[0].path
+    samples, rate = soundfile.read(str(clip), dtype="int16")
+    samples[100] = samples[100] + 1  # one sample, one bit
+    soundfile.write(str(clip), samples, rate, subtype="PCM_16")
+    assert feature_cache_key(index_speech_commands(copy), SMALL) != key
+
+
+def test_a_corrupt_clip_is_reported_by_name(tiny_embedded: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_embedded, copy)
+    bad = sorted((copy / "sheila").iterdir())[0]
+    bad.write_bytes(b"RIFF\x00\x00garbage")
+    with pytest.raises(ValueError, match=bad.name):
+        load_or_build_features(index_speech_commands(copy), tmp_path / "cache", SMALL, False)
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_real_speech_commands_sample_with_real_noise(shared_data: Path, tmp_path: Path) -> None:
+    index = index_speech_commands(shared_data / "speech_commands_v0.01_sample")
+    features = load_or_build_features(index, tmp_path, SMALL, progress=False)
+    total = sum(len(features.labels[split]) for split in SPLITS)
+    assert total == 300
+    assert sum(int(features.labels[split].sum()) for split in SPLITS) == 10
+    assert all(torch.isfinite(features.features[split]).all() for split in SPLITS)

@@ -1,0 +1,52 @@
+"""The command line, run as a user runs it: a subprocess in a scratch working directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_study.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_help_explains_every_prepare_flag(tmp_path: Path) -> None:
+    result = _run("prepare", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for flag in ("--data", "--keyword", "--split", "--data-dir", "--feature-dir", "--seed",
+                 "--num-clips", "--views", "--no-progress"):  # fmt: skip
+        assert flag in result.stdout
+
+
+def test_prepare_on_real_samples_prints_the_split_summary(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    data = shared_data / "speech_commands_v0.01_sample"
+    result = _run("prepare", "--data", str(data), "--views", "1", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "split method: hash" in result.stdout
+    assert "feature cache storage/features/" in result.stdout
+    assert len(list((tmp_path / "storage" / "features").glob("*.pt"))) == 1
+
+
+def test_prepare_synthetic_makes_the_embedded_dataset(tmp_path: Path) -> None:
+    result = _run("prepare", "--num-clips", "40", "--views", "1", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "split method: official" in result.stdout
+    assert len(list((tmp_path / "storage" / "data").glob("embedded-*/sheila/*.wav"))) > 0
+
+
+def test_bad_data_path_exits_2_naming_it(tmp_path: Path) -> None:
+    result = _run("prepare", "--data", str(tmp_path / "missing-folder"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "missing-folder" in result.stderr
+    assert "Traceback" not in result.stderr
