@@ -10,14 +10,22 @@ Two things make espeak-ng's output vary, and both are pinned here:
 
 A fresh process that seeds the generator and speaks the same sequence therefore always
 gives the same samples, which is how :mod:`kws.synth` makes datasets reproducible: every
-batch is spoken in a new process (:func:`speak_batch`).
+batch is spoken by ``python -m kws.espeak`` in a new interpreter
+(:func:`speak_in_fresh_process`).
 
-This module imports only ctypes and numpy so that such worker processes start fast.
+This module imports only ctypes, json and numpy so that such a process starts in a fraction
+of a second; a multiprocessing "spawn" worker would re-import the caller's main module,
+torch included, for every batch.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import io
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,3 +127,33 @@ def speak_batch(utterances: list[Utterance], seed: int = 0) -> list[np.ndarray]:
     """Speak a batch in this process; run it in a fresh process for reproducible samples."""
     synthesizer = Synthesizer(seed)
     return [synthesizer.speak(utterance) for utterance in utterances]
+
+
+def speak_in_fresh_process(utterances: list[Utterance], seed: int = 0) -> list[np.ndarray]:
+    """Speak a batch in a new ``python -m kws.espeak`` process: same input, same samples."""
+    request = json.dumps({"seed": seed, "utterances": [dataclasses.asdict(u) for u in utterances]})
+    result = subprocess.run(
+        [sys.executable, "-m", "kws.espeak"], input=request.encode(), capture_output=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"espeak-ng worker failed: {result.stderr.decode(errors='replace')}")
+    with np.load(io.BytesIO(result.stdout)) as arrays:
+        samples, lengths = arrays["samples"], arrays["lengths"]
+    return np.split(samples, np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+
+def _main() -> None:
+    """Worker: JSON ``{"seed", "utterances"}`` on stdin -> npz (samples, lengths) on stdout."""
+    request = json.load(sys.stdin)
+    spoken = speak_batch([Utterance(**u) for u in request["utterances"]], request["seed"])
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        samples=np.concatenate(spoken) if spoken else np.zeros(0, np.int16),
+        lengths=np.array([len(s) for s in spoken], dtype=np.int64),
+    )
+    sys.stdout.buffer.write(buffer.getvalue())
+
+
+if __name__ == "__main__":
+    _main()

@@ -17,9 +17,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,13 @@ import torchaudio.functional
 from tqdm import tqdm
 
 from kws.audio import CLIP_SAMPLES, SAMPLE_RATE, write_wav
-from kws.espeak import ENGLISH_VOICES, ESPEAK_SAMPLE_RATE, Utterance, speak_batch, voice_variants
+from kws.espeak import (
+    ENGLISH_VOICES,
+    ESPEAK_SAMPLE_RATE,
+    Utterance,
+    speak_in_fresh_process,
+    voice_variants,
+)
 from kws.speech_commands import BACKGROUND_NOISE_DIR, KEYWORD, V001_WORDS
 
 GENERATOR_VERSION = 1  # bump when the generator's output changes, to invalidate caches
@@ -185,13 +190,12 @@ def _speak_all(
 ) -> list[np.ndarray]:
     """Speak in batches, each in a fresh process (see kws.espeak for why), 2 at a time."""
     batches = [utterances[i : i + _BATCH_SIZE] for i in range(0, len(utterances), _BATCH_SIZE)]
-    context = multiprocessing.get_context("spawn")
     results: list[np.ndarray] = []
     with (
-        ProcessPoolExecutor(max_workers=2, mp_context=context, max_tasks_per_child=1) as pool,
+        ThreadPoolExecutor(max_workers=2) as pool,  # threads only wait for the processes
         tqdm(total=len(utterances), desc=desc, unit="clip", disable=not progress) as bar,
     ):
-        for batch_result in pool.map(speak_batch, batches, [seed] * len(batches)):
+        for batch_result in pool.map(lambda batch: speak_in_fresh_process(batch, seed), batches):
             results.extend(batch_result)
             bar.update(len(batch_result))
     return results

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
 
-from kws.espeak import ENGLISH_VOICES, Synthesizer, Utterance, speak_batch, voice_variants
+from kws.espeak import (
+    ENGLISH_VOICES,
+    Synthesizer,
+    Utterance,
+    speak_in_fresh_process,
+    voice_variants,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +46,6 @@ def test_unknown_voice_is_rejected_by_name(synthesizer: Synthesizer) -> None:
         synthesizer.speak(Utterance("yes", "no-such-voice", rate=175, pitch=50))
 
 
-def _speak_in_a_fresh_process(batch: list[Utterance]) -> list[np.ndarray]:
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(speak_batch, batch).result()
-
-
 def test_a_fresh_process_speaks_the_same_samples() -> None:
     """Reproducibility rests on this: the same batch in two new processes is identical.
 
@@ -59,8 +57,17 @@ def test_a_fresh_process_speaks_the_same_samples() -> None:
         Utterance("tequila", "en-us+klatt4", rate=190, pitch=70),
         Utterance("seven", "en+whisper", rate=150, pitch=50),
     ]
-    first = _speak_in_a_fresh_process(batch)
+    first = speak_in_fresh_process(batch, seed=0)
     time.sleep(1.1)  # a different second on the clock
-    second = _speak_in_a_fresh_process(batch)
+    second = speak_in_fresh_process(batch, seed=0)
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fresh_process_returns_one_array_per_utterance_in_order() -> None:
+    """The worker protocol keeps the batch's order: a long word stays longer than a short one."""
+    batch = [Utterance("up", "en-us+m1", 175, 50), Utterance("tequila", "en-us+m1", 120, 60)]
+    short, long = speak_in_fresh_process(batch, seed=3)
+    assert short.dtype == long.dtype == np.int16
+    assert 0 < len(short) < len(long)
+    assert speak_in_fresh_process([], seed=0) == []
