@@ -41,3 +41,15 @@ def tiny_embedded(tmp_path_factory, tiny_embedded_config) -> Path:
 
     root = tmp_path_factory.mktemp("embedded") / "tiny"
     return generate_embedded_dataset(root, tiny_embedded_config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_embedded, tmp_path_factory):
+    """Features of the toy embedded dataset with one augmented view."""
+    from kws.augment import AugmentationConfig
+    from kws.feature_cache import load_or_build_features
+    from kws.speech_commands import index_speech_commands
+
+    cache_dir = tmp_path_factory.mktemp("tiny-features")
+    index = index_speech_commands(tiny_embedded)
+    return load_or_build_features(index, cache_dir, AugmentationConfig(num_views=1), False)

@@ -1,0 +1,178 @@
+"""Models trained once per dataset and recipe, cached: the reference and the teacher.
+
+The reference is ``BASE`` trained with the base recipe; its validation au_fa_fr sets the
+study's quality bar. The teacher (the reference itself, or a larger CRNN) provides the
+distillation targets: its logits on every cached training view are computed once here and
+stored beside its weights, so a trial never runs the teacher.
+
+Cache files are ``<cache_dir>/<config and recipe hash>-<feature key>.pt``, written
+atomically and read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kws.feature_cache import CachedFeatures
+from kws.metrics import fa_fr_curve
+from kws.model import BASE, CRNN, CRNNConfig
+from kws.training import (
+    BASE_RECIPE,
+    TrainConfig,
+    TrainingData,
+    keyword_probs,
+    predict_logits,
+    train,
+)
+
+TEACHER_64 = CRNNConfig(hidden_size=64)
+"""A larger teacher option: BASE with hidden size 64."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A cached model with its metrics and its logits on every training view.
+
+    ``view_logits`` is ``(V, N_train, classes)`` float32 in the order of
+    :func:`training_views` (the clean features first); ``val_curve`` / ``test_curve`` are
+    the FA/FR curves (``(2, points)`` float64) of the deployed model.
+    """
+
+    config: CRNNConfig
+    recipe: TrainConfig
+    state_dict: dict[str, torch.Tensor]
+    val_au_fa_fr: float
+    test_au_fa_fr: float
+    best_epoch: int
+    val_history: tuple[float, ...]  # validation au_fa_fr per epoch
+    val_curve: torch.Tensor
+    test_curve: torch.Tensor
+    view_logits: torch.Tensor
+
+    def model(self) -> CRNN:
+        model = CRNN(self.config)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+
+def training_views(features: CachedFeatures) -> torch.Tensor:
+    """``(1 + V, N_train, n_mels, frames)`` fp16: the clean training features, then the views."""
+    return torch.cat([features.features["training"].unsqueeze(0), features.training_views])
+
+
+def training_data(
+    features: CachedFeatures, teacher: TrainedModel | None, device: torch.device
+) -> TrainingData:
+    """The tensors :func:`kws.training.train` needs, with the teacher's logits if any."""
+    return TrainingData(
+        views=training_views(features),
+        labels=features.labels["training"],
+        val_features=features.features["validation"],
+        val_labels=features.labels["validation"],
+        teacher_logits=teacher.view_logits if teacher is not None else None,
+    ).to(device)
+
+
+def model_cache_path(
+    cache_dir: str | Path, config: CRNNConfig, recipe: TrainConfig, features: CachedFeatures
+) -> Path:
+    recipe_json = json.dumps(
+        {"model": config.to_dict(), "recipe": recipe.to_dict()}, sort_keys=True
+    )
+    digest = hashlib.sha256(recipe_json.encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"{digest}-{features.key}.pt"
+
+
+def load_or_train(
+    features: CachedFeatures,
+    config: CRNNConfig = BASE,
+    recipe: TrainConfig = BASE_RECIPE,
+    cache_dir: str | Path = "storage/models",
+    device: torch.device | str = "cpu",
+) -> TrainedModel:
+    """The model trained on ``features`` with ``recipe``: from the cache, else trained now.
+
+    No distillation (the recipe's ``alpha`` must be 0): these are the models others
+    distill from. Test metrics are computed here once and only reported, never selected on.
+    """
+    if recipe.alpha != 0.0:
+        raise ValueError(
+            f"reference and teacher models train without distillation, got alpha={recipe.alpha}"
+        )
+    path = model_cache_path(cache_dir, config, recipe, features)
+    if path.is_file():
+        return _load(path)
+    device = torch.device(device)
+    result = train(config, recipe, training_data(features, None, device))
+    model = CRNN(config)
+    model.load_state_dict(result.state_dict)
+    model.eval()
+    views = training_views(features)
+    view_logits = torch.stack([predict_logits(model, view) for view in views])
+    curves = {}
+    for split in ("validation", "testing"):
+        probs = keyword_probs(model, features.features[split], recipe.fp16)
+        fa, fr = fa_fr_curve(probs, features.labels[split])
+        curves[split] = torch.from_numpy(np.stack([fa, fr]))
+    trained = TrainedModel(
+        config=config,
+        recipe=recipe,
+        state_dict=result.state_dict,
+        val_au_fa_fr=result.best_val_au_fa_fr,
+        test_au_fa_fr=_area(curves["testing"]),
+        best_epoch=result.best_epoch,
+        val_history=tuple(report.val_au_fa_fr for report in result.history),
+        val_curve=curves["validation"],
+        test_curve=curves["testing"],
+        view_logits=view_logits,
+    )
+    _save(trained, path)
+    return trained
+
+
+def _area(curve: torch.Tensor) -> float:
+    """au_fa_fr from an FA/FR curve: the trapezoid area under FR(FA), taken positive."""
+    fa, fr = curve.numpy()
+    return float(-np.trapezoid(fr, x=fa))
+
+
+def _save(trained: TrainedModel, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "config": trained.config.to_json(),
+        "recipe": json.dumps(trained.recipe.to_dict()),
+        "state_dict": trained.state_dict,
+        "val_au_fa_fr": trained.val_au_fa_fr,
+        "test_au_fa_fr": trained.test_au_fa_fr,
+        "best_epoch": trained.best_epoch,
+        "val_history": list(trained.val_history),
+        "val_curve": trained.val_curve,
+        "test_curve": trained.test_curve,
+        "view_logits": trained.view_logits,
+    }
+    partial = path.with_suffix(f".partial-{os.getpid()}")
+    torch.save(payload, partial)
+    partial.replace(path)
+
+
+def _load(path: Path) -> TrainedModel:
+    payload = torch.load(path, weights_only=True)
+    return TrainedModel(
+        config=CRNNConfig.from_json(payload["config"]),
+        recipe=TrainConfig.from_dict(json.loads(payload["recipe"])),
+        state_dict=payload["state_dict"],
+        val_au_fa_fr=payload["val_au_fa_fr"],
+        test_au_fa_fr=payload["test_au_fa_fr"],
+        best_epoch=payload["best_epoch"],
+        val_history=tuple(payload["val_history"]),
+        val_curve=payload["val_curve"],
+        test_curve=payload["test_curve"],
+        view_logits=payload["view_logits"],
+    )

@@ -1,0 +1,263 @@
+"""Training one CRNN on cached features, with optional distillation from precomputed logits.
+
+A study runs this a hundred times, so an epoch does no audio and no spectrogram work: the
+training split's log-mel views sit in memory (fp16), a batch is an index into them, and
+SpecAugment masks are drawn per batch. Teacher logits for every view are precomputed
+(:mod:`kws.reference`), so the teacher never runs during training.
+
+The trainer knows nothing of Optuna: after every epoch it calls ``on_epoch_end`` with an
+:class:`EpochReport`, and whatever that raises (a pruning signal) propagates.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from kws.compression import to_fp16
+from kws.features import SpecAugment
+from kws.metrics import au_fa_fr
+from kws.model import CRNN, CRNNConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and distillation settings. Defaults are the course's base recipe."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    learning_rate: float = 3e-4  # Adam
+    weight_decay: float = 1e-5  # Adam's L2 term
+    grad_clip: float = 5.0  # max gradient norm
+    temperature: float = 1.0  # distillation softmax temperature T
+    alpha: float = 0.0  # weight of the distillation term; 0 = plain cross-entropy
+    epoch_examples: int = 0  # examples drawn per epoch; 0 = one per clip and view (N x V)
+    patience: int = 0  # epochs without a better validation au_fa_fr before stopping; 0 = never
+    fp16: bool = False  # deploy (and so validate) the half-precision model
+    freq_mask: int = 15  # SpecAugment: widest frequency mask, mel bands
+    time_mask: int = 35  # SpecAugment: widest time mask, frames
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "learning_rate", "temperature", "grad_clip")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(
+                    f"TrainConfig.{name} must be positive, got {getattr(self, name)!r}"
+                )
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"TrainConfig.alpha must be in [0, 1], got {self.alpha!r}")
+        for name in ("weight_decay", "epoch_examples", "patience", "freq_mask", "time_mask"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict (e.g. read from JSON); unknown keys are rejected by name."""
+        unknown = sorted(set(data) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+BASE_RECIPE = TrainConfig()
+"""The course's recipe for the base model: 20 epochs of Adam, no distillation."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run is stopped, nothing is returned."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What an epoch reads, already on the training device.
+
+    ``views`` is ``(V, N, n_mels, frames)`` fp16: the clean training features and their
+    augmented views; ``teacher_logits`` is ``(V, N, classes)`` for the same rows, or None
+    (no distillation possible). ``val_features`` is ``(M, n_mels, frames)``.
+    """
+
+    views: torch.Tensor
+    labels: torch.Tensor
+    val_features: torch.Tensor
+    val_labels: torch.Tensor
+    teacher_logits: torch.Tensor | None = None
+
+    def to(self, device: torch.device) -> TrainingData:
+        moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return TrainingData(
+            **{k: v.to(device) if v is not None else None for k, v in moved.items()}
+        )
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One epoch's outcome, passed to ``on_epoch_end``."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    val_au_fa_fr: float  # of the deployed model (fp16 when TrainConfig.fp16)
+    best_val_au_fa_fr: float  # best so far, this epoch included
+    seconds: float  # wall time of the epoch, validation included
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The best epoch's fp32 weights (restored, not the last epoch's) and the history."""
+
+    state_dict: dict[str, torch.Tensor]
+    best_epoch: int
+    best_val_au_fa_fr: float
+    history: tuple[EpochReport, ...]
+    stopped_early: bool
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    targets: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
+    """``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, targets)``.
+
+    Shapes: logits ``(B, classes)``, targets ``(B,)``. ``_T`` is a softmax at temperature
+    T; the T^2 factor keeps the soft term's gradients on the scale of the hard term's
+    (Hinton et al., 2015). KL is averaged over the batch, like the cross-entropy.
+    """
+    hard = F.cross_entropy(student_logits, targets)
+    if alpha == 0.0:
+        return hard
+    if teacher_logits is None:
+        raise ValueError("alpha > 0 needs teacher logits")
+    soft = F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=-1),
+        F.log_softmax(teacher_logits / temperature, dim=-1),
+        log_target=True,
+        reduction="batchmean",
+    )
+    return alpha * temperature**2 * soft + (1.0 - alpha) * hard
+
+
+@torch.no_grad()
+def predict_logits(model: CRNN, features: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits ``(N, classes)`` in float32 for features ``(N, n_mels, frames)`` (any dtype).
+
+    Runs in eval mode, in the model's own dtype and device, and restores the mode.
+    """
+    parameter = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    outputs = [
+        model(features[start : start + batch_size].to(parameter.device, parameter.dtype)).float()
+        for start in range(0, len(features), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(outputs)
+
+
+def keyword_probs(model: CRNN, features: torch.Tensor, fp16: bool = False) -> torch.Tensor:
+    """Probability of the keyword class (index 1) per clip, of the fp16 model if asked."""
+    deployed = to_fp16(model) if fp16 else model
+    return torch.softmax(predict_logits(deployed, features), dim=-1)[:, 1]
+
+
+def evaluate_au_fa_fr(
+    model: CRNN, features: torch.Tensor, labels: torch.Tensor, fp16: bool = False
+) -> float:
+    """au_fa_fr of the deployed model (half precision when ``fp16``) on one split."""
+    return au_fa_fr(keyword_probs(model, features, fp16).cpu(), labels.cpu())
+
+
+def train(
+    config: CRNNConfig,
+    recipe: TrainConfig,
+    data: TrainingData,
+    on_epoch_end: Callable[[EpochReport], None] | None = None,
+) -> TrainResult:
+    """Train ``CRNN(config)`` on ``data`` (on its device) and return the best epoch.
+
+    Each epoch draws ``recipe.epoch_examples`` examples (default: one per clip and view,
+    ``N x V``) with class-balanced probabilities (the base recipe's weighted sampler), each
+    from a uniformly chosen view; SpecAugment masks every batch.
+    The model is validated after every epoch (as deployed: fp16 when ``recipe.fp16``),
+    the best weights are kept, and training stops after ``recipe.patience`` epochs
+    without improvement.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or infinite.
+    """
+    device = data.views.device
+    torch.manual_seed(recipe.seed)  # weights and SpecAugment masks
+    sampler = torch.Generator(device="cpu").manual_seed(recipe.seed)
+    model = CRNN(config).to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+    )
+    spec_augment = SpecAugment(recipe.freq_mask, recipe.time_mask).train()
+    num_views, num_clips = data.views.shape[:2]
+    epoch_examples = recipe.epoch_examples or num_views * num_clips
+    class_counts = torch.bincount(data.labels.cpu(), minlength=config.num_classes).clamp_min(1)
+    weights = (1.0 / class_counts.double())[data.labels.cpu()]
+
+    best_state: dict[str, torch.Tensor] = {}
+    best_epoch, best_value, history = 0, math.inf, []
+    for epoch in range(1, recipe.epochs + 1):
+        start = time.perf_counter()
+        rows = torch.multinomial(weights, epoch_examples, replacement=True, generator=sampler)
+        views = torch.randint(num_views, (epoch_examples,), generator=sampler)
+        model.train()
+        loss_sum = 0.0
+        for first in range(0, epoch_examples, recipe.batch_size):
+            row = rows[first : first + recipe.batch_size].to(device)
+            view = views[first : first + recipe.batch_size].to(device)
+            features = spec_augment(data.views[view, row].float())  # (B, n_mels, frames)
+            teacher = data.teacher_logits[view, row] if data.teacher_logits is not None else None
+            loss = distillation_loss(
+                model(features), data.labels[row], teacher, recipe.temperature, recipe.alpha
+            )
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at epoch {epoch}, batch {first // recipe.batch_size}"
+                    f" (learning rate {recipe.learning_rate})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            loss_sum += loss.item() * len(row)
+
+        value = evaluate_au_fa_fr(model, data.val_features, data.val_labels, recipe.fp16)
+        if value < best_value:
+            best_epoch, best_value = epoch, value
+            best_state = copy.deepcopy(model.state_dict())
+        report = EpochReport(
+            epoch=epoch,
+            train_loss=loss_sum / epoch_examples,
+            val_au_fa_fr=value,
+            best_val_au_fa_fr=best_value,
+            seconds=time.perf_counter() - start,
+        )
+        history.append(report)
+        if on_epoch_end is not None:
+            on_epoch_end(report)
+        if recipe.patience and epoch - best_epoch >= recipe.patience:
+            break
+    return TrainResult(
+        state_dict={name: tensor.cpu() for name, tensor in best_state.items()},
+        best_epoch=best_epoch,
+        best_val_au_fa_fr=best_value,
+        history=tuple(history),
+        stopped_early=len(history) < recipe.epochs,
+    )

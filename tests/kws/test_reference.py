@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import kws.reference
+from kws.metrics import au_fa_fr
+from kws.model import CRNNConfig
+from kws.reference import load_or_train, model_cache_path, training_views
+from kws.training import TrainConfig, keyword_probs, predict_logits
+
+TOY = CRNNConfig(
+    cnn_out_channels=2, kernel_size=(5, 10), stride=(4, 8), gru_num_layers=1, hidden_size=4
+)
+RECIPE = TrainConfig(epochs=2, batch_size=32, learning_rate=3e-3, epoch_examples=256)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_features, cache_dir: Path):
+    return load_or_train(tiny_features, TOY, RECIPE, cache_dir)
+
+
+def test_second_request_loads_the_cache_instead_of_training(
+    tiny_features, cache_dir: Path, trained, monkeypatch
+) -> None:
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained again although the cache file exists")
+
+    monkeypatch.setattr(kws.reference, "train", must_not_train)
+    again = load_or_train(tiny_features, TOY, RECIPE, cache_dir)
+    assert model_cache_path(cache_dir, TOY, RECIPE, tiny_features).is_file()
+    assert again.val_au_fa_fr == trained.val_au_fa_fr
+    assert again.test_au_fa_fr == trained.test_au_fa_fr
+    assert torch.equal(again.view_logits, trained.view_logits)
+    for name, tensor in trained.state_dict.items():
+        assert torch.equal(again.state_dict[name], tensor)
+
+
+def test_view_logits_are_the_models_logits_on_every_view(tiny_features, trained) -> None:
+    views = training_views(tiny_features)
+    assert trained.view_logits.shape == (views.shape[0], views.shape[1], 2)
+    model = trained.model()
+    for view, logits in zip(views, trained.view_logits, strict=True):
+        torch.testing.assert_close(predict_logits(model, view), logits)
+
+
+def test_metrics_are_those_of_the_restored_model(tiny_features, trained) -> None:
+    model = trained.model()
+    for split, value in (("validation", trained.val_au_fa_fr), ("testing", trained.test_au_fa_fr)):
+        probs = keyword_probs(model, tiny_features.features[split])
+        assert au_fa_fr(probs, tiny_features.labels[split]) == pytest.approx(value, abs=1e-12)
+    assert trained.val_curve.shape[0] == 2
+    assert len(trained.val_history) == RECIPE.epochs
+
+
+def test_cache_key_separates_configs_and_recipes(tiny_features, cache_dir: Path) -> None:
+    paths = {
+        model_cache_path(cache_dir, TOY, RECIPE, tiny_features),
+        model_cache_path(cache_dir, CRNNConfig(hidden_size=64), RECIPE, tiny_features),
+        model_cache_path(cache_dir, TOY, TrainConfig(epochs=3), tiny_features),
+    }
+    assert len(paths) == 3
+
+
+def test_teachers_are_not_distilled(tiny_features, cache_dir: Path) -> None:
+    with pytest.raises(ValueError, match="alpha"):
+        load_or_train(tiny_features, TOY, TrainConfig(alpha=0.5), cache_dir)
