@@ -1,23 +1,38 @@
-"""kws-study command line: thin wrapper over ``kws`` (and, later, ``study``).
+"""kws-study command line: a thin layer over ``kws`` and ``study``.
 
-    python run_study.py prepare [--data synthetic|download|PATH] [--keyword sheila] ...
-
-``prepare`` makes the dataset (the embedded synthetic one by default), prints clips per
-class and split, and builds the log-mel feature cache a study trains from.
+python run_study.py --trials 100             # search (the default command)
+python run_study.py prepare                  # dataset + feature cache only
+python run_study.py export                   # best feasible trial -> storage/exports/
+python run_study.py train --config FILE      # reproduce a model from an exported config
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+
+import torch
 
 from kws.augment import AugmentationConfig
 from kws.data import SYNTHETIC, open_dataset
+from kws.device import DEVICES, resolve_device
 from kws.feature_cache import load_or_build_features
+from kws.model import CRNN
+from kws.reference import training_data
 from kws.speech_commands import KEYWORD, SPLIT_METHODS, DatasetError
 from kws.synth import EmbeddedDatasetConfig
+from kws.training import evaluate_au_fa_fr, train
+from study.export import WEIGHTS_FILE, export_best, read_export
+from study.pruning import PRUNERS
+from study.runner import best_feasible, describe, finished_count, open_study, prepare, run
+from study.settings import StudySettings
+from study.storage import DEFAULT_STORAGE
+
+DEFAULTS = StudySettings()
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,53 +51,155 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         help="word folder whose clips are positives (default: %(default)s)",
     )
     parser.add_argument(
-        "--split",
-        default="auto",
-        choices=SPLIT_METHODS,
-        help="train/validation/test split: 'auto' = the dataset's validation_list.txt and "
-        "testing_list.txt when present, else the dataset's hash-of-speaker rule; 'random' "
-        "splits by clip and leaks speakers between splits (default: %(default)s)",
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the embedded dataset, augmentation, training and sampler "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--data-dir",
-        default="storage/data",
+        default=DEFAULTS.data_dir,
         help="where generated and downloaded datasets are kept (default: %(default)s)",
     )
     parser.add_argument(
         "--feature-dir",
-        default="storage/features",
+        default=DEFAULTS.feature_dir,
         help="where the log-mel feature cache is kept (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the embedded dataset and of the training augmentation (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--num-clips",
-        type=int,
-        default=EmbeddedDatasetConfig.num_clips,
-        help="clips in the embedded dataset (default: %(default)s; ignored for other --data)",
-    )
-    parser.add_argument(
-        "--views",
-        type=int,
-        default=AugmentationConfig.num_views,
-        help="augmented copies of the training split in the feature cache (default: %(default)s)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _add_storage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help="SQLAlchemy URL of the study database; SQLite for one machine, "
+        "postgresql+psycopg://user:pass@host/db for many (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--study-name",
+        default=None,
+        help="study to create or continue (default: kws-<data>-<keyword>-seed<seed>)",
+    )
+
+
+def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_storage_arguments(parser)
+    _add_data_arguments(parser)
+    parser.add_argument(
+        "--model-dir",
+        default=DEFAULTS.model_dir,
+        help="where the reference (teacher) model is cached (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=DEFAULTS.trials,
+        help="finished (completed + pruned) trials the study ends with, in total: a rerun "
+        "after an interrupt, or another process on the same storage, continues the count "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=DEFAULTS.max_epochs,
+        help="epochs per trial at most; pruning and early stopping end many sooner "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="stop starting trials after this many seconds (default: no limit)",
+    )
+    parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=DEFAULTS.n_jobs,
+        help="worker processes on this machine, sharing the CPU cores (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        default=DEFAULTS.device,
+        choices=DEVICES,
+        help="'auto' = CUDA when available, else CPU (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-au-fa-fr",
+        type=float,
+        default=None,
+        help="the quality bar: feasible trials have validation au_fa_fr at most this "
+        "(default: 1.1 x the reference model's)",
+    )
+    parser.add_argument(
+        "--pruner",
+        default=DEFAULTS.pruner,
+        choices=sorted(PRUNERS),
+        help="how weak trials are stopped early (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--skip-hopeless",
+        action="store_true",
+        help="prune, before training, a trial whose score (known from its architecture) "
+        "cannot beat the best feasible trial so far",
+    )
+
+
+def _settings(args: argparse.Namespace) -> StudySettings:
+    return StudySettings(
+        trials=args.trials,
+        storage=args.storage,
+        study_name=args.study_name,
+        data=args.data,
+        keyword=args.keyword,
+        max_epochs=args.max_epochs,
+        timeout=args.timeout,
+        n_jobs=args.n_jobs,
+        seed=args.seed,
+        device=args.device,
+        max_au_fa_fr=args.max_au_fa_fr,
+        pruner=args.pruner,
+        skip_hopeless=args.skip_hopeless,
+        data_dir=args.data_dir,
+        feature_dir=args.feature_dir,
+        model_dir=args.model_dir,
+        progress=not args.no_progress,
+    )
+
+
+def _study(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    start = time.perf_counter()
+    try:
+        study = run(settings)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: finished trials are saved; rerun the same command to continue",
+            file=sys.stderr,
+        )
+        return 130
+    best = best_feasible(study)
+    print(
+        f"study {study.study_name!r}: {finished_count(study)} finished trials in "
+        f"{settings.storage}, {time.perf_counter() - start:.0f} s this run"
+    )
+    if best is None:
+        print("no feasible trial yet (none meets the au_fa_fr bar)")
+    else:
+        print(f"best feasible: {describe(best)}")
+        print("next: python run_study.py export  (held-out check and deployable files)")
+    return 0
+
+
 def _prepare(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    progress = not args.no_progress
     embedded = EmbeddedDatasetConfig(num_clips=args.num_clips, seed=args.seed)
-    index = open_dataset(
-        args.data, args.data_dir, args.keyword, args.split, embedded, not args.no_progress
-    )
+    index = open_dataset(args.data, args.data_dir, args.keyword, args.split, embedded, progress)
     print(index.summary())
     augmentation = AugmentationConfig(num_views=args.views, seed=args.seed)
-    features = load_or_build_features(index, args.feature_dir, augmentation, not args.no_progress)
+    features = load_or_build_features(index, args.feature_dir, augmentation, progress)
     print(
         f"feature cache {args.feature_dir}/{features.key}.pt: "
         f"{features.num_bytes() / 2**20:.1f} MiB, {features.training_views.shape[0]} augmented "
@@ -91,19 +208,123 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    settings = StudySettings(storage=args.storage, study_name=args.study_name, seed=args.seed)
+    study = open_study(settings)
+    if not study.trials:
+        raise ValueError(f"study {settings.name!r} has no trials in {args.storage}")
+    out = Path(args.out or f"storage/exports/{study.study_name}")
+    folder = export_best(study, out, seeds=args.seeds, device=args.device)
+    export = read_export(folder)
+    held_out = export.held_out
+    verdict = "PASSES" if held_out["passes"] else "FAILS"
+    print(f"exported trial {export.study['trial_number']} to {folder}")
+    print(
+        f"C {export.metrics['compression_rate']:.2f}, S {export.metrics['speedup']:.2f}, "
+        f"score {export.metrics['score']:.3f}"
+    )
+    print(
+        f"held-out test au_fa_fr over seeds {held_out['seeds']}: "
+        f"{held_out['test_au_fa_fr_mean']:.3e} +- {held_out['test_au_fa_fr_std']:.1e}; "
+        f"{verdict} the bar {held_out['bar']:.3e}"
+    )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    export = read_export(args.config)
+    settings = dataclasses.replace(export.settings, progress=not args.no_progress)
+    prepared = prepare(settings)
+    device = resolve_device(args.device)
+    result = train(
+        export.model, export.training, training_data(prepared.features, prepared.reference, device)
+    )
+    model = CRNN(export.model)
+    model.load_state_dict(result.state_dict)
+    features = prepared.features
+    test = evaluate_au_fa_fr(
+        model, features.features["testing"], features.labels["testing"], export.training.fp16
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save((model.half() if export.training.fp16 else model).state_dict(), out / WEIGHTS_FILE)
+    print(
+        f"validation au_fa_fr {result.best_val_au_fa_fr:.3e} (exported: "
+        f"{export.metrics['val_au_fa_fr']:.3e}), test {test:.3e}; weights in {out / WEIGHTS_FILE}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_study.py",
-        description="Search the smallest, fastest keyword-spotting CRNN that meets a quality bar.",
+        description="Search the smallest, fastest keyword-spotting CRNN that meets a quality "
+        "bar. Without a command, runs (or continues) the study.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_study_arguments(parser)
+    parser.set_defaults(run=_study)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     prepare = commands.add_parser(
         "prepare",
         help="make the dataset and its feature cache, and print clips per class and split",
         description="Make the dataset (embedded by default) and build its log-mel feature cache.",
     )
     _add_data_arguments(prepare)
+    prepare.add_argument(
+        "--split",
+        default="auto",
+        choices=SPLIT_METHODS,
+        help="train/validation/test split: 'auto' = the dataset's validation_list.txt and "
+        "testing_list.txt when present, else the dataset's hash-of-speaker rule; 'random' "
+        "splits by clip and leaks speakers between splits (default: %(default)s)",
+    )
+    prepare.add_argument(
+        "--num-clips",
+        type=int,
+        default=EmbeddedDatasetConfig.num_clips,
+        help="clips in the embedded dataset (default: %(default)s; ignored for other --data)",
+    )
+    prepare.add_argument(
+        "--views",
+        type=int,
+        default=AugmentationConfig.num_views,
+        help="augmented copies of the training split in the feature cache (default: %(default)s)",
+    )
     prepare.set_defaults(run=_prepare)
+
+    export = commands.add_parser(
+        "export",
+        help="write the best feasible trial's config, weights and held-out test check",
+        description="Export the best feasible trial: retrain it on --seeds seeds, evaluate on "
+        "the test split, write config.json and model.pt.",
+    )
+    _add_storage_arguments(export)
+    export.add_argument("--seed", type=int, default=0, help="the study's --seed (default: 0)")
+    export.add_argument(
+        "--out", default=None, help="output folder (default: storage/exports/<study name>)"
+    )
+    export.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="seeds of the held-out retraining (default: %(default)s)",
+    )
+    export.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
+    export.set_defaults(run=_export)
+
+    train = commands.add_parser(
+        "train",
+        help="reproduce a model from an exported config.json",
+        description="Train the architecture and recipe of an exported config.json on its data.",
+    )
+    train.add_argument("--config", required=True, help="exported config.json (or its folder)")
+    train.add_argument(
+        "--out", default="storage/trained", help="output folder (default: %(default)s)"
+    )
+    train.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
+    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    train.set_defaults(run=_train)
     return parser
 
 
@@ -111,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DatasetError, ValueError, OSError) as error:
+    except (DatasetError, ValueError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -39,7 +39,7 @@ class TrainConfig:
     grad_clip: float = 5.0  # max gradient norm
     temperature: float = 1.0  # distillation softmax temperature T
     alpha: float = 0.0  # weight of the distillation term; 0 = plain cross-entropy
-    epoch_examples: int = 0  # examples drawn per epoch; 0 = one per clip and view (N x V)
+    epoch_examples: int = 0  # examples drawn per epoch; 0 = one per training clip (N)
     patience: int = 0  # epochs without a better validation au_fa_fr before stopping; 0 = never
     fp16: bool = False  # deploy (and so validate) the half-precision model
     freq_mask: int = 15  # SpecAugment: widest frequency mask, mel bands
@@ -188,9 +188,9 @@ def train(
 ) -> TrainResult:
     """Train ``CRNN(config)`` on ``data`` (on its device) and return the best epoch.
 
-    Each epoch draws ``recipe.epoch_examples`` examples (default: one per clip and view,
-    ``N x V``) with class-balanced probabilities (the base recipe's weighted sampler), each
-    from a uniformly chosen view; SpecAugment masks every batch.
+    Each epoch draws ``recipe.epoch_examples`` examples (default: as many as there are
+    training clips, as in the course) with class-balanced probabilities (the base recipe's
+    weighted sampler), each from a uniformly chosen view; SpecAugment masks every batch.
     The model is validated after every epoch (as deployed: fp16 when ``recipe.fp16``),
     the best weights are kept, and training stops after ``recipe.patience`` epochs
     without improvement.
@@ -207,7 +207,7 @@ def train(
     )
     spec_augment = SpecAugment(recipe.freq_mask, recipe.time_mask).train()
     num_views, num_clips = data.views.shape[:2]
-    epoch_examples = recipe.epoch_examples or num_views * num_clips
+    epoch_examples = recipe.epoch_examples or num_clips
     class_counts = torch.bincount(data.labels.cpu(), minlength=config.num_classes).clamp_min(1)
     weights = (1.0 / class_counts.double())[data.labels.cpu()]
 

@@ -136,7 +136,7 @@ def test_generate_refuses_to_overwrite(tiny_embedded: Path) -> None:
 def test_config_key_changes_with_every_knob() -> None:
     base = EmbeddedDatasetConfig()
     variants = [
-        EmbeddedDatasetConfig(num_clips=4001),
+        EmbeddedDatasetConfig(num_clips=8001),
         EmbeddedDatasetConfig(keyword_share=0.2),
         EmbeddedDatasetConfig(confuser_share=0.1),
         EmbeddedDatasetConfig(snr_db=(5.0, 30.0)),

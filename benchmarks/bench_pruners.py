@@ -1,0 +1,65 @@
+"""Pruners compared at the same time budget on the embedded dataset, one study each.
+
+    python benchmarks/bench_pruners.py [--budget 240] [--out /tmp/kws-bench-pruners]
+
+Runs the study with each pruner (none, median, successive halving, hyperband), and the
+default pruner with --skip-hopeless, each for --budget seconds of trials after a shared
+preparation (dataset, features and reference are built once, before any clock starts).
+Prints trials finished and pruned, and the best feasible value found. The default pruner
+in study/pruning.py and the table in docs/benchmarks.md come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from study.pruning import DEFAULT_PRUNER, PRUNERS
+from study.runner import best_feasible, prepare, run
+from study.settings import StudySettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=240.0, help="seconds per study")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/kws-bench-pruners"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = StudySettings(
+        trials=10_000,
+        storage=f"sqlite:///{args.out / 'pruners.db'}",
+        timeout=args.budget,
+        seed=args.seed,
+        progress=False,
+    )
+    prepare(base)  # caches under storage/: not part of any study's budget
+
+    variants = [(name, False) for name in PRUNERS] + [(DEFAULT_PRUNER, True)]
+    header = ("pruner", "finished", "pruned", "feasible", "best value")
+    print(f"{header[0]:28s} {header[1]:>8s} {header[2]:>6s} {header[3]:>8s} {header[4]:>10s}")
+    for pruner, skip in variants:
+        label = pruner + (" + skip-hopeless" if skip else "")
+        settings = StudySettings(
+            **{**base.to_dict(), "pruner": pruner, "skip_hopeless": skip,
+               "study_name": f"bench-{label}-{time.time_ns()}"}
+        )  # fmt: skip
+        study = run(settings)
+        trials = study.trials
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        pruned = sum(t.state == TrialState.PRUNED for t in trials)
+        feasible = sum(bool(t.user_attrs.get("feasible")) for t in finished)
+        best = best_feasible(study)
+        summary = "-" if best is None else (
+            f"#{best.number} score {best.user_attrs['score']:.2f} "
+            f"au_fa_fr {best.user_attrs['au_fa_fr']:.2e}"
+        )  # fmt: skip
+        value = "-" if best is None else f"{best.value:.3f}"
+        print(f"{label:28s} {len(finished):8d} {pruned:6d} {feasible:8d} {value:>10s}  {summary}")
+
+
+if __name__ == "__main__":
+    main()

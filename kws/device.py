@@ -1,0 +1,31 @@
+"""Choosing the device and the CPU thread count."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU. ``cuda`` without a GPU is an error."""
+    if name not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
+def configure_threads(workers: int = 1) -> int:
+    """Split the CPU cores between ``workers`` processes; returns this process's threads.
+
+    Small CRNNs gain little from intra-op threads, and two processes each on one core beat
+    one process on two, so every worker gets ``cores // workers`` (at least 1).
+    """
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,108 @@
+"""The objective: train one sampled student and return its penalized compression score.
+
+The score of an architecture (C from the deployed state-dict bytes, fp16 counted; S from
+MACs) is known before training, since ``torch.save`` writes tensors uncompressed. Quality
+enters as a penalty: ``score x min(1, bar / au_fa_fr)``, where ``au_fa_fr`` is the best
+validation value so far and ``bar`` the quality bar. The same quantity is reported after
+every epoch, so Optuna's pruners compare trials in the units the study maximizes, and the
+constraint ``au_fa_fr - bar <= 0`` (recorded for completed and pruned trials) keeps
+infeasible trials from ever being the best trial.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import optuna
+
+from kws.compression import CompressionReport, measure, to_fp16
+from kws.model import CRNN, CRNNConfig
+from kws.training import EpochReport, TrainConfig, TrainingData, train
+from study.search_space import suggest
+
+# User-attribute names, read back by the constraint, export, dashboard and report.
+AU_FA_FR = "au_fa_fr"  # best validation au_fa_fr (of the deployed model) so far
+BAR = "au_fa_fr_bar"
+FEASIBLE = "feasible"
+PRUNED_REASON = "pruning_reason"
+
+
+def penalized_score(score: float, au_fa_fr: float, bar: float) -> float:
+    """``score x min(1, bar / au_fa_fr)``: the full score when the bar is met, less otherwise."""
+    if au_fa_fr <= bar:
+        return score
+    return score * bar / au_fa_fr
+
+
+def deployed_compression(config: CRNNConfig, fp16: bool) -> CompressionReport:
+    """Size, MACs and score of the architecture as deployed (fp16 when chosen)."""
+    model = CRNN(config)
+    return measure(to_fp16(model) if fp16 else model)
+
+
+def constraint(trial: optuna.trial.FrozenTrial) -> tuple[float]:
+    """``au_fa_fr - bar``: feasible when <= 0. Called for completed and pruned trials."""
+    return (trial.user_attrs[AU_FA_FR] - trial.user_attrs[BAR],)
+
+
+@dataclass
+class Objective:
+    """Callable for ``study.optimize``: one trial = one sampled student trained once.
+
+    Args:
+        data: the cached training views, teacher logits and validation split.
+        bar: the quality bar (au_fa_fr at most this).
+        recipe: what is not searched (epochs, batch size, patience, seed).
+        skip_hopeless: prune a trial before training when even a perfect au_fa_fr could
+            not beat the best feasible value so far (its score is already lower).
+    """
+
+    data: TrainingData
+    bar: float
+    recipe: TrainConfig
+    skip_hopeless: bool = False
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config, recipe = suggest(trial, self.recipe)
+        compression = deployed_compression(config, recipe.fp16)
+        trial.set_user_attr(BAR, self.bar)
+        for name in ("params", "macs", "state_dict_bytes", "compression_rate", "speedup", "score"):
+            trial.set_user_attr(name, getattr(compression, name))
+        if self.skip_hopeless and compression.score <= _best_feasible_value(trial.study):
+            trial.set_user_attr(AU_FA_FR, float("inf"))
+            trial.set_user_attr(FEASIBLE, False)
+            trial.set_user_attr(PRUNED_REASON, "score cannot beat the best feasible trial")
+            raise optuna.TrialPruned("score cannot beat the best feasible trial")
+
+        history: list[float] = []
+        epoch_seconds: list[float] = []
+
+        def on_epoch_end(report: EpochReport) -> None:
+            history.append(report.val_au_fa_fr)
+            epoch_seconds.append(report.seconds)
+            trial.set_user_attr("au_fa_fr_per_epoch", history)
+            trial.set_user_attr("seconds_per_epoch", epoch_seconds)
+            trial.set_user_attr(AU_FA_FR, report.best_val_au_fa_fr)
+            trial.set_user_attr(FEASIBLE, report.best_val_au_fa_fr <= self.bar)
+            trial.set_user_attr("kept_epoch", history.index(min(history)) + 1)
+            value = penalized_score(compression.score, report.best_val_au_fa_fr, self.bar)
+            trial.report(value, report.epoch)
+            if trial.should_prune():
+                reason = f"pruned at epoch {report.epoch} by {type(trial.study.pruner).__name__}"
+                trial.set_user_attr(PRUNED_REASON, reason)
+                raise optuna.TrialPruned(reason)
+
+        start = time.perf_counter()
+        result = train(config, recipe, self.data, on_epoch_end)
+        trial.set_user_attr("train_seconds", time.perf_counter() - start)
+        trial.set_user_attr(PRUNED_REASON, None)
+        return penalized_score(compression.score, result.best_val_au_fa_fr, self.bar)
+
+
+def _best_feasible_value(study: optuna.Study) -> float:
+    """The best value among feasible completed trials, or -inf when there is none yet."""
+    try:
+        return study.best_value
+    except ValueError:
+        return float("-inf")

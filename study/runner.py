@@ -1,0 +1,273 @@
+"""Running a study: prepare data and reference once, then workers run trials until N finish.
+
+``--trials N`` is the study's total: every worker (in this process, in ``--n-jobs`` worker
+processes, or on other machines sharing the storage) only starts a trial while fewer than N
+trials are finished or running, and a trial that finds itself past N (two workers raced for
+the last place) is recorded as failed without training. A rerun of the same command after
+Ctrl-C or a crash continues to N.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import multiprocessing
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from kws.augment import AugmentationConfig
+from kws.data import open_dataset
+from kws.device import configure_threads, resolve_device
+from kws.feature_cache import CachedFeatures, load_or_build_features
+from kws.model import BASE
+from kws.reference import TrainedModel, load_or_train, training_data
+from kws.synth import EmbeddedDatasetConfig
+from kws.training import BASE_RECIPE, TrainConfig, TrainingData
+from study.objective import AU_FA_FR, PRUNED_REASON, Objective
+from study.pruning import make_pruner
+from study.sampler import make_sampler
+from study.search_space import WARM_START
+from study.settings import StudySettings
+from study.storage import make_storage, quiet_optuna
+
+METRIC_NAME = "penalized_score"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+POLL_S = 2.0  # how often a waiting worker and the progress monitor look at the storage
+SURPLUS = "surplus"  # user attribute of a trial failed for exceeding --trials
+MAX_FAILURES_IN_A_ROW = 10  # a worker whose trials all fail stops instead of looping
+
+
+class StudyFullError(RuntimeError):
+    """This trial would exceed the study's ``--trials``; it is failed without training."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a worker needs besides the storage."""
+
+    features: CachedFeatures
+    reference: TrainedModel
+    bar: float
+
+
+def prepare(settings: StudySettings) -> Prepared:
+    """Dataset, feature cache and reference model (each loaded from its cache when present)."""
+    progress = settings.progress
+    index = open_dataset(
+        settings.data,
+        settings.data_dir,
+        settings.keyword,
+        embedded=EmbeddedDatasetConfig(seed=settings.seed),
+        progress=progress,
+    )
+    augmentation = AugmentationConfig(seed=settings.seed)
+    features = load_or_build_features(index, settings.feature_dir, augmentation, progress)
+    recipe = dataclasses.replace(BASE_RECIPE, seed=settings.seed)
+    reference = load_or_train(
+        features, BASE, recipe, settings.model_dir, resolve_device(settings.device)
+    )
+    bar = settings.max_au_fa_fr or 1.1 * reference.val_au_fa_fr
+    return Prepared(features=features, reference=reference, bar=bar)
+
+
+def student_recipe(settings: StudySettings) -> TrainConfig:
+    """What every trial shares: the base recipe with the study's epochs, patience and seed."""
+    return dataclasses.replace(
+        BASE_RECIPE, epochs=settings.max_epochs, patience=5, seed=settings.seed
+    )
+
+
+def open_study(settings: StudySettings) -> optuna.Study:
+    """Create the study or load it, with the study's sampler and pruner."""
+    return optuna.create_study(
+        storage=make_storage(settings.storage),
+        study_name=settings.name,
+        direction="maximize",
+        sampler=make_sampler(settings.seed),
+        pruner=make_pruner(settings.pruner, settings.max_epochs),
+        load_if_exists=True,
+    )
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _budget_guard(
+    objective: Callable[[optuna.Trial], float], trials: int
+) -> Callable[[optuna.Trial], float]:
+    """Fail (without training) a trial that would be past ``trials``; record any failure."""
+
+    def guarded(trial: optuna.Trial) -> float:
+        earlier = trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        if sum(t.number < trial.number for t in earlier) >= trials:
+            trial.set_user_attr("fail_reason", f"the study already has {trials} trials")
+            trial.set_user_attr(SURPLUS, True)
+            trial.study.stop()
+            raise StudyFullError(f"the study already has {trials} trials")
+        try:
+            return objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:
+            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
+            raise
+
+    return guarded
+
+
+def run_worker(settings: StudySettings, prepared: Prepared) -> None:
+    """Run trials until the study holds ``settings.trials`` finished ones (or time is up)."""
+    quiet_optuna()
+    device = resolve_device(settings.device)
+    study = open_study(settings)
+    data: TrainingData = training_data(prepared.features, prepared.reference, device)
+    objective = _budget_guard(
+        Objective(data, prepared.bar, student_recipe(settings), settings.skip_hopeless),
+        settings.trials,
+    )
+    deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
+    failures_in_a_row = 0
+    while True:
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        finished = sum(state in FINISHED for state in states)
+        running = states.count(TrialState.RUNNING)
+        if finished >= settings.trials:
+            return
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        if finished + running >= settings.trials:
+            time.sleep(POLL_S)  # others are running the last trials; wait for them
+            continue
+        ended: list[optuna.trial.FrozenTrial] = []
+        study.optimize(
+            objective,
+            n_trials=1,
+            timeout=remaining,
+            catch=(Exception,),
+            callbacks=[functools.partial(_record, ended)],
+        )
+        if not ended or ended[-1].user_attrs.get(SURPLUS):
+            continue
+        last = ended[-1]
+        failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
+        if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            reason = last.user_attrs.get("fail_reason", "see the study's failed trials")
+            raise RuntimeError(f"{failures_in_a_row} trials in a row failed; the last: {reason}")
+
+
+def _record(
+    ended: list[optuna.trial.FrozenTrial], _: optuna.Study, trial: optuna.trial.FrozenTrial
+) -> None:
+    ended.append(trial)
+
+
+def _worker_process(settings: StudySettings, prepared: Prepared) -> None:
+    configure_threads(settings.n_jobs)
+    # Ctrl-C: Optuna has already marked the running trial failed; the parent reports.
+    with contextlib.suppress(KeyboardInterrupt):
+        run_worker(settings, prepared)
+
+
+def describe(trial: optuna.trial.FrozenTrial) -> str:
+    """One concise line per finished trial."""
+    attrs, params = trial.user_attrs, trial.params
+    head = f"trial {trial.number:3d} {trial.state.name:8s}"
+    if trial.state == TrialState.FAIL:
+        return f"{head} {attrs.get('fail_reason', 'failed')}"
+    arch = (
+        f"{params.get('cnn_out_channels')}ch k({params.get('kernel_freq')},"
+        f"{params.get('kernel_time')}) s({params.get('stride_freq')},{params.get('stride_time')})"
+        f" {params.get('gru_num_layers')}x{params.get('hidden_size')}"
+        f"{' fp16' if params.get('fp16') else ''}"
+    )
+    quality = attrs.get(AU_FA_FR, float("nan"))
+    feasible = "feasible" if attrs.get("feasible") else "infeasible"
+    value = "-" if trial.value is None else f"{trial.value:.3f}"
+    epochs = len(attrs.get("au_fa_fr_per_epoch", []))
+    line = (
+        f"{head} value {value} score {attrs.get('score', float('nan')):.2f} "
+        f"(C {attrs.get('compression_rate', float('nan')):.1f}, "
+        f"S {attrs.get('speedup', float('nan')):.1f}) au_fa_fr {quality:.2e} {feasible} | "
+        f"{arch} | {epochs} epochs"
+    )
+    if trial.state == TrialState.PRUNED and attrs.get(PRUNED_REASON):
+        line += f" | {attrs[PRUNED_REASON]}"
+    return line
+
+
+def best_feasible(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def _monitor(study: optuna.Study, settings: StudySettings, stop: threading.Event) -> None:
+    """Progress bar over finished trials and one log line per trial that ends."""
+    seen: set[int] = set()
+    with tqdm(
+        total=settings.trials, desc="trials", unit="trial", disable=not settings.progress
+    ) as bar:
+        while True:
+            done = stop.is_set()
+            trials = study.get_trials(deepcopy=False)
+            for trial in trials:
+                if trial.state.is_finished() and trial.number not in seen:
+                    seen.add(trial.number)
+                    tqdm.write(describe(trial))
+            bar.n = min(settings.trials, sum(t.state in FINISHED for t in trials))
+            best = best_feasible(study)
+            bar.set_postfix_str(
+                "no feasible trial yet" if best is None else f"best feasible {best.value:.3f}"
+            )
+            if done:
+                return
+            stop.wait(POLL_S)
+
+
+def run(settings: StudySettings) -> optuna.Study:
+    """Prepare, open the study, enqueue the warm start, run the workers, return the study."""
+    quiet_optuna()
+    configure_threads(settings.n_jobs)
+    prepared = prepare(settings)
+    study = open_study(settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC_NAME])
+    study.set_user_attr("settings", settings.to_dict())
+    study.set_user_attr("au_fa_fr_bar", prepared.bar)
+    study.set_user_attr("reference_val_au_fa_fr", prepared.reference.val_au_fa_fr)
+    study.set_user_attr("reference_test_au_fa_fr", prepared.reference.test_au_fa_fr)
+    for params in WARM_START.values():
+        study.enqueue_trial(params, skip_if_exists=True)
+
+    stop = threading.Event()
+    monitor = threading.Thread(target=_monitor, args=(study, settings, stop), daemon=True)
+    monitor.start()
+    try:
+        if settings.n_jobs == 1:
+            run_worker(settings, prepared)
+        else:
+            context = multiprocessing.get_context("spawn")
+            workers = [
+                context.Process(target=_worker_process, args=(settings, prepared))
+                for _ in range(settings.n_jobs)
+            ]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+    finally:
+        stop.set()
+        monitor.join()
+    return study

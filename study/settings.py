@@ -1,0 +1,60 @@
+"""Every setting of a study run, with its default: the one place the CLI maps flags to."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from kws.speech_commands import KEYWORD
+from study.pruning import DEFAULT_PRUNER
+from study.storage import DEFAULT_STORAGE, default_study_name
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """What ``python run_study.py`` runs. Paths are relative to the working directory."""
+
+    trials: int = 100  # finished (completed + pruned) trials the study ends with, in total
+    storage: str = DEFAULT_STORAGE
+    study_name: str | None = None  # None: derived from data, keyword and seed
+    data: str = "synthetic"
+    keyword: str = KEYWORD
+    max_epochs: int = 20
+    timeout: float | None = None  # seconds for this run; None = until `trials` are done
+    n_jobs: int = 1  # worker processes on this machine
+    seed: int = 0
+    device: str = "auto"
+    max_au_fa_fr: float | None = None  # None: 1.1 x the reference's validation au_fa_fr
+    pruner: str = DEFAULT_PRUNER
+    skip_hopeless: bool = False
+    data_dir: str = "storage/data"
+    feature_dir: str = "storage/features"
+    model_dir: str = "storage/models"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ValueError(f"trials must be >= 1, got {self.trials}")
+        if self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.n_jobs < 1:
+            raise ValueError(f"n_jobs must be >= 1, got {self.n_jobs}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
+        if self.max_au_fa_fr is not None and self.max_au_fa_fr <= 0:
+            raise ValueError(f"max_au_fa_fr must be positive, got {self.max_au_fa_fr}")
+
+    @property
+    def name(self) -> str:
+        return self.study_name or default_study_name(self.data, self.keyword, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudySettings:
+        unknown = sorted(set(data) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown StudySettings field(s): {', '.join(unknown)}")
+        return cls(**data)

@@ -1,0 +1,241 @@
+"""The study end to end on the toy embedded dataset, with small budgets and real SQLite."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from study.export import ExportError, export_best, load_weights, read_export
+from study.objective import AU_FA_FR, BAR
+from study.runner import open_study, run
+from study.search_space import WARM_START
+from study.settings import StudySettings
+from study.storage import make_storage
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ATTRS = ("compression_rate", "speedup", "params", "macs", "state_dict_bytes",
+         "au_fa_fr_per_epoch", "kept_epoch", "seconds_per_epoch", "feasible")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def caches(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Feature and reference caches shared by every study test (the reference trains once)."""
+    return tmp_path_factory.mktemp("study-caches")
+
+
+@pytest.fixture
+def settings(tiny_embedded: Path, caches: Path, tmp_path: Path) -> StudySettings:
+    return StudySettings(
+        trials=5,
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        data=str(tiny_embedded),
+        max_epochs=2,
+        data_dir=str(caches / "data"),
+        feature_dir=str(caches / "features"),
+        model_dir=str(caches / "models"),
+        progress=False,
+    )
+
+
+def _cli_args(settings: StudySettings) -> list[str]:
+    return [
+        sys.executable, str(REPO_ROOT / "run_study.py"),
+        "--trials", str(settings.trials), "--storage", settings.storage,
+        "--data", settings.data, "--max-epochs", str(settings.max_epochs),
+        "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
+        "--model-dir", settings.model_dir, "--no-progress",
+    ]  # fmt: skip
+
+
+def _trials(settings: StudySettings) -> list[optuna.trial.FrozenTrial]:
+    storage = make_storage(settings.storage)
+    return optuna.load_study(study_name=settings.name, storage=storage).trials
+
+
+def _finished(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def test_warm_start_runs_first_and_the_study_ends_with_exactly_n(settings) -> None:
+    study = run(settings)
+    trials = study.trials
+    assert len(_finished(trials)) == settings.trials
+    assert [t.params for t in trials[:3]] == list(WARM_START.values())
+    for trial in _finished(trials):
+        assert all(name in trial.user_attrs for name in ATTRS)
+        # The constraint is recorded for completed and pruned trials alike.
+        assert trial.system_attrs["constraints"] == [
+            pytest.approx(trial.user_attrs[AU_FA_FR] - trial.user_attrs[BAR])
+        ]
+    assert study.metric_names == ["penalized_score"]
+
+
+def test_best_trial_is_never_infeasible(settings) -> None:
+    # A bar between the trials' au_fa_fr values makes some feasible and some not.
+    first = run(settings)
+    values = sorted(t.user_attrs[AU_FA_FR] for t in _finished(first.trials))
+    bar = (values[1] + values[-1]) / 2
+    mixed = dataclasses.replace(settings, study_name="mixed", max_au_fa_fr=bar)
+    study = run(mixed)
+    feasible = [t for t in study.trials if t.state == TrialState.COMPLETE
+                and t.user_attrs[AU_FA_FR] <= bar]  # fmt: skip
+    if feasible:
+        assert study.best_trial.user_attrs[AU_FA_FR] <= bar
+        assert study.best_trial.value == max(t.value for t in feasible)
+    infeasible_values = [t.value for t in study.trials if t.state == TrialState.COMPLETE
+                         and t.user_attrs[AU_FA_FR] > bar]  # fmt: skip
+    assert infeasible_values, "the bar made no trial infeasible: the test proves nothing"
+
+
+def test_a_trial_that_raises_is_failed_and_the_study_goes_on(settings) -> None:
+    study = open_study(settings)
+    # Logits divided by a temperature of 1e-300 overflow: the loss is NaN at once.
+    bad = {**WARM_START["best KD-only"], "temperature": 1e-300, "alpha": 0.5}
+    study.enqueue_trial(bad)
+    finished = run(settings)
+    failed = [t for t in finished.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1
+    assert "NonFiniteLossError" in failed[0].user_attrs["fail_reason"]
+    assert len(_finished(finished.trials)) == settings.trials
+
+
+def test_resume_after_an_interrupt_reaches_exactly_n(settings) -> None:
+    settings = dataclasses.replace(settings, trials=6)
+    process = subprocess.Popen(_cli_args(settings), stderr=subprocess.PIPE, text=True)
+    database = settings.storage.removeprefix("sqlite:///")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # wait for 2 finished trials, then Ctrl-C
+        time.sleep(0.5)
+        if os.path.exists(database) and _count_finished(database) >= 2:
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "rerun the same command" in stderr
+    interrupted = _trials(settings)
+    assert not [t for t in interrupted if t.state == TrialState.RUNNING]
+    assert 2 <= len(_finished(interrupted)) < 6
+
+    resumed = run(settings)
+    assert len(_finished(resumed.trials)) == 6
+    assert not [t for t in resumed.trials if t.state == TrialState.RUNNING]
+
+
+def _count_finished(database: str) -> int:
+    try:
+        with sqlite3.connect(database, timeout=1) as connection:
+            return connection.execute(
+                "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet, or locked for a moment
+        return 0
+
+
+def test_two_processes_on_one_sqlite_file_share_the_count(settings) -> None:
+    settings = dataclasses.replace(settings, trials=7)
+    run(dataclasses.replace(settings, trials=1))  # caches and study exist before the race
+    processes = [subprocess.Popen(_cli_args(settings), stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]  # fmt: skip
+    for process in processes:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+    trials = _trials(settings)
+    finished = _finished(trials)
+    assert len(finished) == 7
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    param_sets = [json.dumps(t.params, sort_keys=True) for t in finished]
+    assert len(set(param_sets)) == len(param_sets), "a parameter set was trained twice"
+    numbers = [t.number for t in trials]
+    assert len(set(numbers)) == len(numbers)
+
+
+def test_infeasible_trials_are_never_exported(settings, tmp_path: Path) -> None:
+    impossible = dataclasses.replace(settings, trials=3, max_au_fa_fr=1e-12)
+    study = run(impossible)
+    out = tmp_path / "export"
+    with pytest.raises(ExportError, match="no feasible"):
+        export_best(study, out, seeds=1)
+    assert not out.exists()
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_study.py"), "export", "--storage",
+         impossible.storage, "--study-name", impossible.name, "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "no feasible" in result.stderr
+    assert not out.exists()
+
+
+def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp_path) -> None:
+    lenient = dataclasses.replace(settings, trials=3, max_au_fa_fr=1.0)  # all feasible
+    study = run(lenient)
+    folder = export_best(study, tmp_path / "export", seeds=2, device="cpu")
+    export = read_export(folder)
+    best = study.best_trial
+    assert export.study["trial_number"] == best.number
+    assert export.metrics["val_au_fa_fr"] == best.user_attrs[AU_FA_FR]
+    assert export.held_out["seeds"] == [0, 1]
+    assert len(export.held_out["test_au_fa_fr"]) == 2
+    assert export.held_out["passes"] == (export.held_out["test_au_fa_fr_mean"] <= 1.0)
+    assert export.versions["torch"] == torch.__version__
+    state = torch.load(folder / "model.pt", weights_only=True)
+    expected_dtype = torch.float16 if export.training.fp16 else torch.float32
+    assert all(t.dtype == expected_dtype for t in state.values())
+    assert load_weights(folder).config == export.model
+
+    retrained = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_study.py"), "train", "--config",
+         str(folder / "config.json"), "--out", str(tmp_path / "retrained"), "--no-progress",
+         "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert retrained.returncode == 0, retrained.stderr
+    val = f"validation au_fa_fr {export.metrics['val_au_fa_fr']:.3e}"
+    assert val in retrained.stdout  # same seed, same data: the trial's model again
+    again = torch.load(tmp_path / "retrained" / "model.pt", weights_only=True)
+    for name, tensor in state.items():
+        assert torch.equal(again[name], tensor)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        (lambda d: d.pop("model"), "model"),
+        (lambda d: d.update(format="something else"), "format"),
+        (lambda d: d["model"].update(hidden_size=0), "hidden_size"),
+        (lambda d: d["training"].update(learning_rate_typo=1.0), "learning_rate_typo"),
+    ],
+)
+def test_a_tampered_config_is_rejected_naming_the_field(
+    mutation, message: str, tmp_path: Path
+) -> None:
+    from study.export import EXPORT_FORMAT
+    from study.search_space import configs_from_params
+
+    model, training = configs_from_params(WARM_START["base"])
+    document = {
+        "format": EXPORT_FORMAT, "model": model.to_dict(), "training": training.to_dict(),
+        "settings": StudySettings().to_dict(), "study": {}, "metrics": {}, "held_out": {},
+        "versions": {},
+    }  # fmt: skip
+    assert read_export(_write(tmp_path / "ok.json", document)).model == model
+    mutation(document)
+    with pytest.raises(ExportError, match=message):
+        read_export(_write(tmp_path / "bad.json", document))
+
+
+def _write(path: Path, document: dict) -> Path:
+    path.write_text(json.dumps(document))
+    return path
