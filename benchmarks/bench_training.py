@@ -7,7 +7,7 @@ vs the compute floor, measured side by side on the same data, model and batch si
   augments it per item, a DataLoader with a class-balanced sampler, a mel spectrogram per
   batch, SpecAugment, and a teacher forward per batch for the distillation targets.
 - kws: :func:`kws.training.train` for one epoch on the cached features and precomputed
-  teacher logits (validation included).
+  teacher logits; its training steps and its validation are timed apart.
 - floor: a bare loop of forward, loss, backward and Adam step on batches already in memory.
 
 All three draw the same number of examples (the training split's size) in batches of 128.
@@ -109,11 +109,13 @@ def main() -> None:
           f"batch {BATCH}, {torch.get_num_threads()} threads")  # fmt: skip
 
     recipe = TrainConfig(epochs=1, alpha=0.5, temperature=5.0, epoch_examples=examples)
-    kws_seconds = timed(lambda: train(STUDENT, recipe, data), args.repeats)
+    reports = [train(STUDENT, recipe, data).history[0] for _ in range(args.repeats)]
+    kws_seconds = min(report.seconds for report in reports)
+    kws_train_seconds = min(report.train_seconds for report in reports)
 
     noises = load_noise(index.noise_files)
     student = CRNN(STUDENT)
-    optimizer = torch.optim.Adam(student.parameters(), lr=3e-4)
+    optimizer = torch.optim.Adam(student.parameters(), lr=3e-4, fused=True)  # as kws.training
     naive_seconds = timed(
         lambda: naive_epoch(clips, noises, teacher.model(), student, optimizer), 1
     )
@@ -126,11 +128,14 @@ def main() -> None:
     ]  # fmt: skip
     floor_seconds = timed(lambda: floor_epoch(batches, student, optimizer), args.repeats)
 
-    print(f"naive epoch: {naive_seconds:.2f} s")
-    print(f"kws epoch:   {kws_seconds:.2f} s  (validation included)")
+    validation_seconds = kws_seconds - kws_train_seconds
+    print(f"naive epoch: {naive_seconds:.2f} s (no validation)")
+    print(f"kws epoch:   {kws_seconds:.2f} s, of which training steps {kws_train_seconds:.2f} s "
+          f"and validation of {len(data.val_labels)} clips {validation_seconds:.2f} s")  # fmt: skip
     print(f"floor epoch: {floor_seconds:.2f} s")
-    print(f"kws is {naive_seconds / kws_seconds:.1f}x faster than naive (target >= 10x)")
-    print(f"kws takes {kws_seconds / floor_seconds:.2f}x the floor (target <= 1.2x)")
+    print(f"kws epoch is {naive_seconds / kws_seconds:.1f}x faster than naive (target >= 10x)")
+    print(f"kws training steps take {kws_train_seconds / floor_seconds:.2f}x the floor "
+          f"(target <= 1.2x); the whole epoch {kws_seconds / floor_seconds:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
