@@ -30,7 +30,7 @@ from study.export import WEIGHTS_FILE, export_best, read_export
 from study.pruning import PRUNERS
 from study.runner import best_feasible, describe, finished_count, open_study, prepare, run
 from study.settings import StudySettings
-from study.storage import DEFAULT_STORAGE
+from study.storage import DEFAULT_STORAGE, quiet_optuna
 
 DEFAULTS = StudySettings()
 
@@ -330,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_optuna()
     try:
         return args.run(args)
     except (DatasetError, ValueError, OSError, RuntimeError) as error:

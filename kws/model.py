@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kws.config import config_from_dict
 from kws.features import FRAMES_PER_CLIP, N_MELS
 
 
@@ -90,11 +91,7 @@ class CRNNConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CRNNConfig:
         """Build from a dict (e.g. read from JSON); unknown keys are rejected by name."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown CRNNConfig field(s): {', '.join(unknown)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

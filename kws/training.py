@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from kws.compression import to_fp16
+from kws.config import config_from_dict
 from kws.features import SpecAugment
 from kws.metrics import au_fa_fr
 from kws.model import CRNN, CRNNConfig
@@ -65,10 +66,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a dict (e.g. read from JSON); unknown keys are rejected by name."""
-        unknown = sorted(set(data) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 BASE_RECIPE = TrainConfig()

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from kws.config import config_from_dict
 from kws.speech_commands import KEYWORD
 from study.pruning import DEFAULT_PRUNER
 from study.storage import DEFAULT_STORAGE, default_study_name
@@ -54,7 +55,5 @@ class StudySettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudySettings:
-        unknown = sorted(set(data) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown StudySettings field(s): {', '.join(unknown)}")
-        return cls(**data)
+        """Build from a dict (e.g. read from JSON); unknown keys are rejected by name."""
+        return config_from_dict(cls, data)
