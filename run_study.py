@@ -27,8 +27,9 @@ from kws.speech_commands import KEYWORD, SPLIT_METHODS, DatasetError
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import evaluate_au_fa_fr, train
 from study.export import WEIGHTS_FILE, export_best, read_export
+from study.objective import best_feasible
 from study.pruning import PRUNERS
-from study.runner import best_feasible, describe, finished_count, open_study, prepare, run
+from study.runner import describe, finished_count, open_study, prepare, run
 from study.settings import StudySettings
 from study.storage import DEFAULT_STORAGE, quiet_optuna
 

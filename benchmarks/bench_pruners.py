@@ -17,8 +17,9 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from study.objective import best_feasible
 from study.pruning import DEFAULT_PRUNER, PRUNERS
-from study.runner import best_feasible, prepare, run
+from study.runner import prepare, run
 from study.settings import StudySettings
 
 

@@ -27,8 +27,8 @@ from kws.device import resolve_device
 from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
 from kws.training import TrainConfig, evaluate_au_fa_fr, train
-from study.objective import AU_FA_FR, deployed_compression
-from study.runner import Prepared, best_feasible, prepare, student_recipe
+from study.objective import AU_FA_FR, best_feasible, deployed_compression
+from study.runner import Prepared, prepare, student_recipe
 from study.search_space import configs_from_params
 from study.settings import StudySettings
 

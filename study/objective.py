@@ -69,7 +69,8 @@ class Objective:
         trial.set_user_attr(BAR, self.bar)
         for name in ("params", "macs", "state_dict_bytes", "compression_rate", "speedup", "score"):
             trial.set_user_attr(name, getattr(compression, name))
-        if self.skip_hopeless and compression.score <= _best_feasible_value(trial.study):
+        best = best_feasible(trial.study) if self.skip_hopeless else None
+        if best is not None and compression.score <= best.value:
             trial.set_user_attr(AU_FA_FR, float("inf"))
             trial.set_user_attr(FEASIBLE, False)
             trial.set_user_attr(PRUNED_REASON, "score cannot beat the best feasible trial")
@@ -105,9 +106,9 @@ class Objective:
         return penalized_score(compression.score, result.best_val_au_fa_fr, self.bar)
 
 
-def _best_feasible_value(study: optuna.Study) -> float:
-    """The best value among feasible completed trials, or -inf when there is none yet."""
+def best_feasible(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best feasible completed trial, or None (Optuna raises when there is none)."""
     try:
-        return study.best_value
+        return study.best_trial
     except ValueError:
-        return float("-inf")
+        return None

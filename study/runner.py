@@ -31,7 +31,7 @@ from kws.model import BASE
 from kws.reference import TrainedModel, load_or_train, training_data
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
-from study.objective import AU_FA_FR, PRUNED_REASON, Objective
+from study.objective import AU_FA_FR, PRUNED_REASON, Objective, best_feasible
 from study.pruning import make_pruner
 from study.sampler import make_sampler
 from study.search_space import WARM_START
@@ -203,13 +203,6 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
     if trial.state == TrialState.PRUNED and attrs.get(PRUNED_REASON):
         line += f" | {attrs[PRUNED_REASON]}"
     return line
-
-
-def best_feasible(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
 
 
 def _monitor(study: optuna.Study, settings: StudySettings, stop: threading.Event) -> None:
