@@ -141,18 +141,23 @@ def _compute(
     return clean, views
 
 
-def _save(features: CachedFeatures, path: Path) -> None:
-    """Write atomically: a reader never sees a half-written cache file."""
+def save_atomically(payload: dict[str, object], path: Path) -> None:
+    """``torch.save`` into a temporary file renamed over ``path``: a reader (another worker
+    process) never sees a half-written cache file, and an interrupted write leaves none."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".partial-{os.getpid()}")
+    torch.save(payload, partial)
+    partial.replace(path)
+
+
+def _save(features: CachedFeatures, path: Path) -> None:
     payload = {
         "key": features.key,
         "features": features.features,
         "labels": features.labels,
         "training_views": features.training_views,
     }
-    partial = path.with_suffix(f".partial-{os.getpid()}")
-    torch.save(payload, partial)
-    partial.replace(path)
+    save_atomically(payload, path)
 
 
 def _load(path: Path, key: str) -> CachedFeatures:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from kws.feature_cache import CachedFeatures
+from kws.feature_cache import CachedFeatures, save_atomically
 from kws.metrics import fa_fr_curve
 from kws.model import BASE, CRNN, CRNNConfig
 from kws.training import (
@@ -144,7 +143,6 @@ def _area(curve: torch.Tensor) -> float:
 
 
 def _save(trained: TrainedModel, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "config": trained.config.to_json(),
         "recipe": json.dumps(trained.recipe.to_dict()),
@@ -157,9 +155,7 @@ def _save(trained: TrainedModel, path: Path) -> None:
         "test_curve": trained.test_curve,
         "view_logits": trained.view_logits,
     }
-    partial = path.with_suffix(f".partial-{os.getpid()}")
-    torch.save(payload, partial)
-    partial.replace(path)
+    save_atomically(payload, path)
 
 
 def _load(path: Path) -> TrainedModel:
