@@ -95,6 +95,14 @@ class SpecAugment(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return features
+        return self.mask_(features.clone())
+
+    def mask_(self, features: torch.Tensor) -> torch.Tensor:
+        """Mask ``features`` in place (whatever the mode) and return it.
+
+        The trainer masks a reused buffer: a fresh tensor per chunk costs page faults that
+        take longer than the masking itself.
+        """
         batch, bands, frames = features.shape
         # Same draws as torchaudio's mask_along_axis_iid (width = floor(U * max), start =
         # floor(U * (size - width))), but both masks broadcast into one masked_fill: the
@@ -103,7 +111,7 @@ class SpecAugment(nn.Module):
         frame = torch.arange(frames, device=features.device).view(1, 1, frames)
         in_band = _random_span(batch, bands, self.freq_mask, band, features.device)
         in_frames = _random_span(batch, frames, self.time_mask, frame, features.device)
-        return features.masked_fill(in_band | in_frames, math.log(LOG_CLAMP[0]))
+        return features.masked_fill_(in_band | in_frames, math.log(LOG_CLAMP[0]))
 
 
 def _random_span(

@@ -5,8 +5,8 @@ study's quality bar. The teacher (the reference itself, or a larger CRNN) provid
 distillation targets: its logits on every cached training view are computed once here and
 stored beside its weights, so a trial never runs the teacher.
 
-Cache files are ``<cache_dir>/<config and recipe hash>-<feature key>.pt``, written
-atomically and read with ``torch.load(weights_only=True)``.
+Cache files are ``<cache_dir>/<config, recipe and trainer version hash>-<feature key>.pt``,
+written atomically and read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from kws.metrics import fa_fr_curve
 from kws.model import BASE, CRNN, CRNNConfig
 from kws.training import (
     BASE_RECIPE,
+    TRAINER_VERSION,
     TrainConfig,
     TrainingData,
     keyword_probs,
@@ -83,7 +84,8 @@ def model_cache_path(
     cache_dir: str | Path, config: CRNNConfig, recipe: TrainConfig, features: CachedFeatures
 ) -> Path:
     recipe_json = json.dumps(
-        {"model": config.to_dict(), "recipe": recipe.to_dict()}, sort_keys=True
+        {"model": config.to_dict(), "recipe": recipe.to_dict(), "trainer": TRAINER_VERSION},
+        sort_keys=True,
     )
     digest = hashlib.sha256(recipe_json.encode()).hexdigest()[:12]
     return Path(cache_dir) / f"{digest}-{features.key}.pt"

@@ -355,3 +355,17 @@ def test_specaugment_draws_new_masks_on_each_call() -> None:
     augment = SpecAugment().train()
     x = torch.ones(16, 40, 101)
     assert not torch.equal(augment(x), augment(x))
+
+
+def test_mask_in_place_masks_its_argument_like_forward() -> None:
+    # The trainer masks a reused buffer with mask_; forward masks a copy. Same draws, same
+    # cells, and mask_ acts even in eval mode (the caller decides).
+    augment = SpecAugment().eval()
+    buffer = torch.ones(32, 40, 101)
+    torch.manual_seed(3)
+    returned = augment.mask_(buffer)
+    torch.manual_seed(3)
+    expected = augment.train()(torch.ones(32, 40, 101))
+    assert returned.data_ptr() == buffer.data_ptr()
+    assert torch.equal(buffer, expected)
+    assert len(_masks(buffer)) == 32
