@@ -24,8 +24,16 @@ def configure_threads(workers: int = 1) -> int:
     """Split the CPU cores between ``workers`` processes; returns this process's threads.
 
     Small CRNNs gain little from intra-op threads, and two processes each on one core beat
-    one process on two, so every worker gets ``cores // workers`` (at least 1).
+    one process on two, so every worker gets ``cores // workers`` (at least 1). Cores are
+    those this process may run on (``taskset``, cgroup cpusets), not all the machine's.
     """
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    threads = max(1, _usable_cores() // max(1, workers))
     torch.set_num_threads(threads)
     return threads
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the OS has one."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -31,3 +34,13 @@ def test_threads_are_split_between_workers() -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_threads_follow_the_cpu_affinity_not_the_machine() -> None:
+    # Pinned to one core (as `taskset -c 0` does), a worker must not start two threads.
+    code = (
+        "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]});"
+        "from kws.device import configure_threads; print(configure_threads(1))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
