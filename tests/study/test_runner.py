@@ -187,6 +187,13 @@ def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp
     assert export.study["trial_number"] == best.number
     assert export.metrics["val_au_fa_fr"] == best.user_attrs[AU_FA_FR]
     assert export.held_out["seeds"] == [0, 1]
+    # All feasible under a bar of 1.0: the best trial confirms at once, on both seeds, and
+    # its first seed is the trial's own run.
+    assert export.selection["confirmed"] is True
+    [candidate] = export.selection["candidates"]
+    assert candidate["trial_number"] == best.number
+    assert candidate["val_au_fa_fr"][0] == best.user_attrs[AU_FA_FR]
+    assert len(candidate["val_au_fa_fr"]) == 2
     assert len(export.held_out["test_au_fa_fr"]) == 2
     assert export.held_out["passes"] == (export.held_out["test_au_fa_fr_mean"] <= 1.0)
     assert export.versions["torch"] == torch.__version__
@@ -213,6 +220,7 @@ def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp
     ("mutation", "message"),
     [
         (lambda d: d.pop("model"), "model"),
+        (lambda d: d.update(selection=[]), "selection"),
         (lambda d: d.update(format="something else"), "format"),
         (lambda d: d["model"].update(hidden_size=0), "hidden_size"),
         (lambda d: d["training"].update(learning_rate_typo=1.0), "learning_rate_typo"),
@@ -227,8 +235,8 @@ def test_a_tampered_config_is_rejected_naming_the_field(
     model, training = configs_from_params(WARM_START["base"])
     document = {
         "format": EXPORT_FORMAT, "model": model.to_dict(), "training": training.to_dict(),
-        "settings": StudySettings().to_dict(), "study": {}, "metrics": {}, "held_out": {},
-        "versions": {},
+        "settings": StudySettings().to_dict(), "study": {}, "metrics": {}, "selection": {},
+        "held_out": {}, "versions": {},
     }  # fmt: skip
     assert read_export(_write(tmp_path / "ok.json", document)).model == model
     mutation(document)
