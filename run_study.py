@@ -146,6 +146,21 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "cannot beat the best feasible trial so far",
     )
 
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=DEFAULTS.heartbeat_interval,
+        help="seconds between a running trial's heartbeats in the storage (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=int,
+        default=DEFAULTS.grace_period,
+        help="seconds without a heartbeat after which another worker marks the trial failed "
+        "(its worker died) and reruns its parameters once; must exceed the heartbeat "
+        "interval (default: %(default)s)",
+    )
+
 
 def _settings(args: argparse.Namespace) -> StudySettings:
     return StudySettings(
@@ -166,6 +181,8 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         feature_dir=args.feature_dir,
         model_dir=args.model_dir,
         progress=not args.no_progress,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
     )
 
 

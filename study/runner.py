@@ -13,6 +13,8 @@ import contextlib
 import dataclasses
 import functools
 import multiprocessing
+import os
+import socket
 import threading
 import time
 import warnings
@@ -42,6 +44,7 @@ METRIC_NAME = "penalized_score"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 POLL_S = 2.0  # how often a waiting worker and the progress monitor look at the storage
 SURPLUS = "surplus"  # user attribute of a trial failed for exceeding --trials
+WORKER = "worker"  # user attribute: which process ran the trial, as host:pid
 MAX_FAILURES_IN_A_ROW = 10  # a worker whose trials all fail stops instead of looping
 
 
@@ -87,14 +90,32 @@ def student_recipe(settings: StudySettings) -> TrainConfig:
 
 def open_study(settings: StudySettings) -> optuna.Study:
     """Create the study or load it, with the study's sampler and pruner."""
+    return _create_study(settings, load_if_exists=True)
+
+
+def _create_study(settings: StudySettings, load_if_exists: bool) -> optuna.Study:
+    storage = make_storage(settings.storage, settings.heartbeat_interval, settings.grace_period)
     return optuna.create_study(
-        storage=make_storage(settings.storage),
+        storage=storage,
         study_name=settings.name,
         direction="maximize",
         sampler=make_sampler(settings.seed),
         pruner=make_pruner(settings.pruner, settings.max_epochs),
-        load_if_exists=True,
+        load_if_exists=load_if_exists,
     )
+
+
+def create_or_load(settings: StudySettings) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call created it.
+
+    Creation is one INSERT under the database's unique study name, so when many workers
+    start at once exactly one of them learns that it created the study: that one enqueues
+    the warm start (``enqueue_trial(skip_if_exists=True)`` from every worker would race).
+    """
+    try:
+        return _create_study(settings, load_if_exists=False), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return open_study(settings), False
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -107,6 +128,7 @@ def _budget_guard(
     """Fail (without training) a trial that would be past ``trials``; record any failure."""
 
     def guarded(trial: optuna.Trial) -> float:
+        trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
         earlier = trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         if sum(t.number < trial.number for t in earlier) >= trials:
             trial.set_user_attr("fail_reason", f"the study already has {trials} trials")
@@ -146,7 +168,10 @@ def run_worker(settings: StudySettings, prepared: Prepared) -> None:
         if remaining is not None and remaining <= 0:
             return
         if finished + running >= settings.trials:
-            time.sleep(POLL_S)  # others are running the last trials; wait for them
+            # Others are running the last trials: wait for them, and fail those whose worker
+            # died (stale heartbeat), which enqueues their parameters again for us to run.
+            optuna.storages.fail_stale_trials(study)
+            time.sleep(POLL_S)
             continue
         ended: list[optuna.trial.FrozenTrial] = []
         study.optimize(
@@ -233,7 +258,7 @@ def run(settings: StudySettings) -> optuna.Study:
     quiet_optuna()
     configure_threads(settings.n_jobs)
     prepared = prepare(settings)
-    study = open_study(settings)
+    study, created = create_or_load(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([METRIC_NAME])
@@ -241,8 +266,9 @@ def run(settings: StudySettings) -> optuna.Study:
     study.set_user_attr("au_fa_fr_bar", prepared.bar)
     study.set_user_attr("reference_val_au_fa_fr", prepared.reference.val_au_fa_fr)
     study.set_user_attr("reference_test_au_fa_fr", prepared.reference.test_au_fa_fr)
-    for params in WARM_START.values():
-        study.enqueue_trial(params, skip_if_exists=True)
+    if created:
+        for params in WARM_START.values():
+            study.enqueue_trial(params)
 
     stop = threading.Event()
     monitor = threading.Thread(target=_monitor, args=(study, settings, stop), daemon=True)

@@ -9,7 +9,12 @@ from typing import Any
 from kws.config import config_from_dict
 from kws.speech_commands import KEYWORD
 from study.pruning import DEFAULT_PRUNER
-from study.storage import DEFAULT_STORAGE, default_study_name
+from study.storage import (
+    DEFAULT_STORAGE,
+    GRACE_PERIOD_S,
+    HEARTBEAT_INTERVAL_S,
+    default_study_name,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class StudySettings:
     feature_dir: str = "storage/features"
     model_dir: str = "storage/models"
     progress: bool = True
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S  # seconds between a trial's heartbeats
+    grace_period: int = GRACE_PERIOD_S  # seconds without one before a trial is failed, rerun
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -43,6 +50,11 @@ class StudySettings:
             raise ValueError(f"n_jobs must be >= 1, got {self.n_jobs}")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
+        if not 0 < self.heartbeat_interval < self.grace_period:
+            raise ValueError(
+                "heartbeat_interval must be positive and shorter than grace_period, got "
+                f"{self.heartbeat_interval} and {self.grace_period}"
+            )
         if self.max_au_fa_fr is not None and self.max_au_fa_fr <= 0:
             raise ValueError(f"max_au_fa_fr must be positive, got {self.max_au_fa_fr}")
 

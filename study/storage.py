@@ -8,40 +8,70 @@ that died as failed and run its parameters again.
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 DEFAULT_STORAGE = "sqlite:///storage/kws-study.db"
-HEARTBEAT_INTERVAL_S = 10  # a running trial writes a heartbeat this often
-GRACE_PERIOD_S = 60  # a trial whose last heartbeat is older than this is failed (and retried)
+# A heartbeat is one small UPDATE: every 10 s costs nothing next to a trial of 10-60 s.
+# The grace period must outlast any pause of a healthy worker (a slow epoch, a busy
+# database, a GC pause): 60 s is 6 missed beats, and a dead worker's trial is rerun
+# about a minute after it died.
+HEARTBEAT_INTERVAL_S = 10
+GRACE_PERIOD_S = 60
 SQLITE_LOCK_TIMEOUT_S = 60
+SCHEMA_RACE_ATTEMPTS = 5
 
 
-def make_storage(url: str = DEFAULT_STORAGE) -> RDBStorage:
-    """An RDB storage for ``url`` with heartbeats and retry of stale trials.
+def make_storage(
+    url: str = DEFAULT_STORAGE,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
+    grace_period: int = GRACE_PERIOD_S,
+) -> RDBStorage:
+    """An RDB storage for ``url`` with heartbeats and one retry of each stale trial.
 
-    For SQLite the database's folder is created, and the lock timeout raised.
+    A running trial writes a heartbeat every ``heartbeat_interval`` seconds; once its last
+    one is ``grace_period`` seconds old, the next worker that looks marks it failed and
+    enqueues its parameters again. For SQLite the database's folder is created, and the
+    lock timeout raised.
     """
+    if not 0 < heartbeat_interval < grace_period:
+        raise ValueError(
+            "the heartbeat interval must be positive and shorter than the grace period, got "
+            f"{heartbeat_interval} s and {grace_period} s"
+        )
     engine_kwargs = {}
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) not in ("", ":memory:"):
             path.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
-    with warnings.catch_warnings():
-        # Heartbeats and their retry callback are marked experimental; they are what
-        # Optuna's distributed guide recommends for crashed workers.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=GRACE_PERIOD_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
+
+    def open_storage() -> RDBStorage:
+        with warnings.catch_warnings():
+            # Heartbeats and their retry callback are marked experimental; they are what
+            # Optuna's distributed guide recommends for crashed workers.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
+
+    for attempt in range(1, SCHEMA_RACE_ATTEMPTS):
+        try:
+            return open_storage()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Workers started together on an empty PostgreSQL database all create Optuna's
+            # tables; the losers hit "already exists" and, a moment later, find them made.
+            time.sleep(0.5 * attempt)
+    return open_storage()
 
 
 def default_study_name(data: str, keyword: str, seed: int) -> str:

@@ -29,36 +29,6 @@ ATTRS = ("compression_rate", "speedup", "params", "macs", "state_dict_bytes",
          "au_fa_fr_per_epoch", "kept_epoch", "seconds_per_epoch", "feasible")  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def caches(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Feature and reference caches shared by every study test (the reference trains once)."""
-    return tmp_path_factory.mktemp("study-caches")
-
-
-@pytest.fixture
-def settings(tiny_embedded: Path, caches: Path, tmp_path: Path) -> StudySettings:
-    return StudySettings(
-        trials=5,
-        storage=f"sqlite:///{tmp_path / 'study.db'}",
-        data=str(tiny_embedded),
-        max_epochs=2,
-        data_dir=str(caches / "data"),
-        feature_dir=str(caches / "features"),
-        model_dir=str(caches / "models"),
-        progress=False,
-    )
-
-
-def _cli_args(settings: StudySettings) -> list[str]:
-    return [
-        sys.executable, str(REPO_ROOT / "run_study.py"),
-        "--trials", str(settings.trials), "--storage", settings.storage,
-        "--data", settings.data, "--max-epochs", str(settings.max_epochs),
-        "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
-        "--model-dir", settings.model_dir, "--no-progress",
-    ]  # fmt: skip
-
-
 def _trials(settings: StudySettings) -> list[optuna.trial.FrozenTrial]:
     storage = make_storage(settings.storage)
     return optuna.load_study(study_name=settings.name, storage=storage).trials
@@ -111,9 +81,9 @@ def test_a_trial_that_raises_is_failed_and_the_study_goes_on(settings) -> None:
     assert len(_finished(finished.trials)) == settings.trials
 
 
-def test_resume_after_an_interrupt_reaches_exactly_n(settings) -> None:
+def test_resume_after_an_interrupt_reaches_exactly_n(settings, cli_args) -> None:
     settings = dataclasses.replace(settings, trials=6)
-    process = subprocess.Popen(_cli_args(settings), stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(cli_args(settings), stderr=subprocess.PIPE, text=True)
     database = settings.storage.removeprefix("sqlite:///")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # wait for 2 finished trials, then Ctrl-C
@@ -143,10 +113,10 @@ def _count_finished(database: str) -> int:
         return 0
 
 
-def test_two_processes_on_one_sqlite_file_share_the_count(settings) -> None:
+def test_two_processes_on_one_sqlite_file_share_the_count(settings, cli_args) -> None:
     settings = dataclasses.replace(settings, trials=7)
     run(dataclasses.replace(settings, trials=1))  # caches and study exist before the race
-    processes = [subprocess.Popen(_cli_args(settings), stderr=subprocess.PIPE, text=True)
+    processes = [subprocess.Popen(cli_args(settings), stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]  # fmt: skip
     for process in processes:
         _, stderr = process.communicate(timeout=600)

@@ -1,0 +1,80 @@
+"""Fixtures of the study tests: a small study on the toy embedded dataset, its command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from study.settings import StudySettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def caches(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Feature and reference caches shared by every study test (the reference trains once)."""
+    return tmp_path_factory.mktemp("study-caches")
+
+
+@pytest.fixture
+def settings(tiny_embedded: Path, caches: Path, tmp_path: Path) -> StudySettings:
+    return StudySettings(
+        trials=5,
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        data=str(tiny_embedded),
+        max_epochs=2,
+        data_dir=str(caches / "data"),
+        feature_dir=str(caches / "features"),
+        model_dir=str(caches / "models"),
+        progress=False,
+    )
+
+
+@pytest.fixture
+def cli_args() -> Callable[[StudySettings], list[str]]:
+    """The ``python run_study.py ...`` command that runs ``settings``' study."""
+
+    def args(settings: StudySettings) -> list[str]:
+        return [
+            sys.executable, str(REPO_ROOT / "run_study.py"),
+            "--trials", str(settings.trials), "--storage", settings.storage,
+            "--study-name", settings.name, "--seed", str(settings.seed),
+            "--data", settings.data, "--max-epochs", str(settings.max_epochs),
+            "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
+            "--model-dir", settings.model_dir, "--pruner", settings.pruner,
+            "--heartbeat-interval", str(settings.heartbeat_interval),
+            "--grace-period", str(settings.grace_period), "--no-progress",
+        ] + (["--skip-hopeless"] if settings.skip_hopeless else [])  # fmt: skip
+
+    return args
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server that .ci/postgres.sh started.
+
+    Empty, so that workers started together also race to create Optuna's tables, as on a
+    user's first run. Without a server the tests skip with the reason, except under CI
+    (``CI`` set), where they fail: CI must never pass without having run them.
+    """
+    url = os.environ.get("KWS_TEST_POSTGRES_URL")
+    if not url:
+        message = "no PostgreSQL server: run through .ci/postgres.sh (sets KWS_TEST_POSTGRES_URL)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = sqlalchemy.make_url(url)
+    name = f"kws_{uuid.uuid4().hex}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
