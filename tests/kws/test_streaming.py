@@ -1,4 +1,4 @@
-"""kws.streaming: the streamed probabilities against the offline model on the same windows.
+"""kws.streaming and ``run_study.py stream``: streamed probabilities against the offline model.
 
 The reference is computed independently of the detector: each window is cut out of the
 waveform here and scored by ``softmax(model(LogMel()(window)))[..., 1]``; window ends,
@@ -7,16 +7,24 @@ reuse counts and detections are worked out by hand or with numpy.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 from kws.audio import fit_length
 from kws.features import LogMel
 from kws.model import BASE, CRNN, CRNNConfig
 from kws.streaming import Detection, StreamingDetector, detect
+from kws.training import TrainConfig
+from study.export import CONFIG_FILE, EXPORT_FORMAT, WEIGHTS_FILE, load_weights
+from study.settings import StudySettings
 
 WINDOW = 16_000  # samples: 1 s at 16 kHz
 CONFIGS = {
@@ -205,3 +213,156 @@ def test_push_refuses_anything_but_mono_float_samples() -> None:
         detector.push(torch.zeros(2, 1600))
     with pytest.raises(ValueError, match="float samples"):
         detector.push(torch.zeros(1600, dtype=torch.int16))
+
+
+# --------------------------------------------------------------------------- the command line
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def fake_export(folder: Path, model: CRNN) -> Path:
+    """An export folder in the documented format (read back by ``read_export``)."""
+    folder.mkdir()
+    document = {
+        "format": EXPORT_FORMAT,
+        "model": model.config.to_dict(),
+        "training": TrainConfig().to_dict(),
+        "settings": StudySettings().to_dict(),
+        **{key: {} for key in ("study", "metrics", "selection", "held_out", "versions")},
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(document))
+    torch.save(model.state_dict(), folder / WEIGHTS_FILE)
+    assert load_weights(folder).config == model.config
+    return folder
+
+
+def run_stream(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_study.py"), "stream", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def constant_export(tmp_path: Path) -> Path:
+    return fake_export(tmp_path / "constant", constant_model(0.7))
+
+
+CONSTANT_DETECTIONS = [
+    "keyword at 1.00 s (window 0.00-1.00 s), probability 0.700",
+    "keyword at 2.00 s (window 1.00-2.00 s), probability 0.700",
+    "keyword at 3.00 s (window 2.00-3.00 s), probability 0.700",
+]
+
+
+def test_cli_prints_detections_with_times_and_probabilities(
+    constant_export: Path, tmp_path: Path
+) -> None:
+    wav = tmp_path / "three-seconds.wav"
+    soundfile.write(wav, signal(48_000).numpy() * 0.5, 16_000, subtype="PCM_16")
+    result = run_stream("--model", str(constant_export), "--wav", str(wav), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines == [*CONSTANT_DETECTIONS, f"{wav}: 3.00 s of audio, 21 windows, 3 detections "
+                     "at threshold 0.5"]  # fmt: skip
+
+
+def test_cli_resamples_an_8_khz_file(constant_export: Path, tmp_path: Path) -> None:
+    wav = tmp_path / "eight-khz.wav"
+    soundfile.write(wav, signal(24_000).numpy() * 0.5, 8_000, subtype="PCM_16")
+    result = run_stream("--model", str(constant_export), "--wav", str(wav), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().splitlines()[:3] == CONSTANT_DETECTIONS
+    assert "3.00 s of audio, 21 windows" in result.stdout.decode()
+
+
+def test_cli_mixes_stereo_to_mono_and_prints_the_offline_probabilities(tmp_path: Path) -> None:
+    torch.manual_seed(11)
+    model = CRNN(CONFIGS["small-1-layer"]).eval()
+    folder = fake_export(tmp_path / "random", model)
+    left, right = signal(30_000, seed=12), signal(30_000, seed=13)
+    wav = tmp_path / "stereo.wav"
+    soundfile.write(wav, 0.5 * torch.stack([left, right], dim=1).numpy(), 16_000, "PCM_16")
+    result = run_stream(
+        "--model", str(folder), "--wav", str(wav), "--chunk-ms", "62.5", "--threshold", "0",
+        "--refractory-ms", "0", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    # Every window is a detection at threshold 0: its probability is printed (3 decimals).
+    stereo, _ = soundfile.read(wav, dtype="float32")
+    mono = torch.from_numpy(stereo.mean(axis=1))
+    ends = window_ends(30_000, 1_000)
+    expected = offline(model, [mono[end - WINDOW : end] for end in ends])
+    lines = result.stdout.decode().splitlines()[:-1]
+    assert [line.split(" s ")[0] for line in lines] == [
+        f"keyword at {e / 16_000:.2f}" for e in ends
+    ]
+    printed = torch.tensor([float(line.rsplit(" ", 1)[1]) for line in lines])
+    torch.testing.assert_close(printed, expected, rtol=0, atol=5e-4 + 1e-5)
+
+
+def test_cli_reads_raw_pcm_from_stdin(constant_export: Path, tmp_path: Path) -> None:
+    pcm = (signal(40_800).numpy() * 0.5 * 32767).astype("<i2").tobytes()  # 2.55 s
+    result = run_stream("--model", str(constant_export), "--wav", "-", cwd=tmp_path, stdin=pcm)
+    assert result.returncode == 0, result.stderr.decode()
+    # The last, partial chunk is padded: windows end at 1.0, 1.1, ..., 2.6 s.
+    assert result.stdout.decode().splitlines() == [
+        *CONSTANT_DETECTIONS[:2],
+        "stdin: 2.55 s of audio, 17 windows, 2 detections at threshold 0.5",
+    ]
+
+
+def write_text_as_wav(path: Path) -> None:
+    path.write_text("this is not audio\n")
+
+
+def write_empty_wav(path: Path) -> None:
+    soundfile.write(path, np.zeros(0, dtype=np.float32), 16_000, subtype="PCM_16")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (write_text_as_wav, "not a readable audio file"),
+        (write_empty_wav, "empty audio"),
+        (None, "no such file"),
+    ],
+    ids=["text-file", "empty-wav", "missing"],
+)
+def test_cli_names_a_bad_wav_file_and_exits_2(
+    constant_export: Path, tmp_path: Path, make, message: str
+) -> None:
+    wav = tmp_path / "input.wav"
+    if make is not None:
+        make(wav)
+    result = run_stream("--model", str(constant_export), "--wav", str(wav), cwd=tmp_path)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2
+    assert f"error: {wav}: {message}" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [(b"", "stdin: no audio"), (b"RIFF\x24\x00\x00\x00WAVEfmt ", "WAV header")],
+    ids=["empty", "wav-header"],
+)
+def test_cli_refuses_empty_or_wav_stdin(
+    constant_export: Path, tmp_path: Path, stdin: bytes, message: str
+) -> None:
+    result = run_stream("--model", str(constant_export), "--wav", "-", cwd=tmp_path, stdin=stdin)
+    assert result.returncode == 2
+    assert message in result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
+
+
+def test_cli_names_a_folder_that_is_not_an_export(tmp_path: Path) -> None:
+    wav = tmp_path / "input.wav"
+    soundfile.write(wav, signal(16_000).numpy() * 0.5, 16_000, subtype="PCM_16")
+    result = run_stream("--model", str(tmp_path / "nothing"), "--wav", str(wav), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nothing" in result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
