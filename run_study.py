@@ -4,6 +4,7 @@ python run_study.py --trials 100             # search (the default command)
 python run_study.py prepare                  # dataset + feature cache only
 python run_study.py export                   # best feasible trial -> storage/exports/
 python run_study.py train --config FILE      # reproduce a model from an exported config
+python run_study.py stream --model DIR --wav FILE   # detect the keyword in a recording
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import argparse
 import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from kws.audio import SAMPLE_RATE, read_resampled
 from kws.augment import AugmentationConfig
 from kws.data import SYNTHETIC, open_dataset
 from kws.device import DEVICES, resolve_device
@@ -24,9 +27,10 @@ from kws.feature_cache import load_or_build_features
 from kws.model import CRNN
 from kws.reference import training_data
 from kws.speech_commands import KEYWORD, SPLIT_METHODS, DatasetError
+from kws.streaming import StreamingDetector
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import evaluate_au_fa_fr, train
-from study.export import WEIGHTS_FILE, export_best, read_export
+from study.export import WEIGHTS_FILE, export_best, load_weights, read_export
 from study.objective import best_feasible
 from study.pruning import PRUNERS
 from study.runner import describe, finished_count, open_study, prepare, run
@@ -280,6 +284,72 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+STDIN_READ = 3_200  # bytes read from stdin at a time: 100 ms of 16-bit 16 kHz audio
+
+
+def _stdin_chunks() -> Iterator[torch.Tensor]:
+    """Raw little-endian 16-bit mono 16 kHz PCM from stdin, as float chunks in [-1, 1)."""
+    stream = sys.stdin.buffer
+    pending = b""
+    first = True
+    while block := stream.read1(STDIN_READ):  # returns what has arrived, b"" at the end
+        if first and block.startswith(b"RIFF"):
+            raise ValueError(
+                "stdin: starts with a WAV header, but --wav - reads raw 16-bit 16 kHz mono "
+                "PCM (e.g. arecord -t raw -f S16_LE -r 16000 -c 1); pass a WAV file by path"
+            )
+        first = False
+        pending += block
+        usable = len(pending) - len(pending) % 2  # a sample split between reads waits
+        if usable:
+            samples = np.frombuffer(pending[:usable], dtype="<i2").astype(np.float32) / 32768
+            pending = pending[usable:]
+            yield torch.from_numpy(samples)
+
+
+def _stream(args: argparse.Namespace) -> int:
+    model = load_weights(args.model).to(resolve_device(args.device))
+    if args.wav == "-":
+        source, chunks = "stdin", _stdin_chunks()
+    else:
+        source, chunks = args.wav, iter([read_resampled(args.wav)])
+    detector = StreamingDetector(
+        model,
+        window_ms=args.window_ms,
+        chunk_ms=args.chunk_ms,
+        threshold=args.threshold,
+        smooth=args.smooth,
+        refractory_ms=args.refractory_ms,
+    )
+    samples, windows, printed = 0, 0, 0
+    for chunk in chunks:
+        for begin in range(0, chunk.numel(), detector.chunk):
+            windows += len(detector.push(chunk[begin : begin + detector.chunk]))
+            printed = _print_detections(detector, printed, args.window_ms)
+        samples += chunk.numel()
+    if samples == 0:
+        raise ValueError(f"{source}: no audio")
+    windows += len(detector.flush())
+    printed = _print_detections(detector, printed, args.window_ms)
+    print(
+        f"{source}: {samples / SAMPLE_RATE:.2f} s of audio, {windows} windows, "
+        f"{printed} detection{'s' if printed != 1 else ''} at threshold {args.threshold}"
+    )
+    return 0
+
+
+def _print_detections(detector: StreamingDetector, printed: int, window_ms: float) -> int:
+    """Print the detections made since the first ``printed``; returns the new count."""
+    for detection in detector.detections[printed:]:
+        start = max(0.0, detection.time_s - window_ms / 1000)
+        print(
+            f"keyword at {detection.time_s:.2f} s (window {start:.2f}-{detection.time_s:.2f} s)"
+            f", probability {detection.probability:.3f}",
+            flush=True,
+        )
+    return len(detector.detections)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_study.py",
@@ -323,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the best feasible trial's config, weights and held-out test check",
         description="Export the best feasible trial that holds up: retrain the --confirm best "
         "feasible trials on --seeds seeds until one's mean validation au_fa_fr meets the bar, "
-        "evaluate that one on the test split, write config.json and model.pt.",
+        "evaluate that one on the test split, write config.json, model.pt and model.ts.pt "
+        "(TorchScript, runs with torch alone).",
     )
     _add_storage_arguments(export)
     export.add_argument("--seed", type=int, default=0, help="the study's --seed (default: 0)")
@@ -359,6 +430,63 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.set_defaults(run=_train)
+
+    stream = commands.add_parser(
+        "stream",
+        help="detect the keyword in a WAV file or a raw PCM stream on stdin",
+        description="Score the last --window-ms of audio every --chunk-ms with an exported "
+        "model, exactly as the model scores that window on its own, and print each "
+        "detection with its time (the end of the window that fired) and probability.",
+    )
+    stream.add_argument(
+        "--model", required=True, help="exported model folder (config.json and model.pt)"
+    )
+    stream.add_argument(
+        "--wav",
+        required=True,
+        help="audio file (any rate or channel count: resampled to 16 kHz, mixed to mono), "
+        "or '-' for raw 16-bit little-endian 16 kHz mono PCM on stdin",
+    )
+    stream.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="smoothed keyword probability that makes a detection (default: %(default)s)",
+    )
+    stream.add_argument(
+        "--chunk-ms",
+        type=float,
+        default=100.0,
+        help="a window is scored every this many ms of audio (default: %(default)s)",
+    )
+    stream.add_argument(
+        "--window-ms",
+        type=float,
+        default=1000.0,
+        help="audio scored each time, ms; the models are trained on 1 s (default: %(default)s)",
+    )
+    stream.add_argument(
+        "--smooth",
+        type=int,
+        default=1,
+        help="probabilities averaged (the last N windows) before the threshold "
+        "(default: %(default)s)",
+    )
+    stream.add_argument(
+        "--refractory-ms",
+        type=float,
+        default=None,
+        help="no new detection this soon after one, ms, so one utterance gives one "
+        "(default: --window-ms)",
+    )
+    stream.add_argument(
+        "--device",
+        default="cpu",
+        choices=DEVICES,
+        help="where the model runs; one window of a small CRNN is quickest on the CPU "
+        "(default: %(default)s)",
+    )
+    stream.set_defaults(run=_stream)
     return parser
 
 

@@ -7,7 +7,9 @@ split au_fa_fr (mean and spread, pass or fail against the bar): that, not the se
 validation score, is what the user is told.
 
 ``config.json`` is plain JSON, validated field by field when read back
-(:func:`read_export`); the weights load with ``torch.load(weights_only=True)``.
+(:func:`read_export`); the weights (``model.pt``) load with ``torch.load(weights_only=True)``.
+``model.ts.pt`` is the same model as TorchScript with its log-mel front end
+(:func:`kws.deploy.write_torchscript`): it runs with torch alone, without this project.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from kws.deploy import write_torchscript
 from kws.device import resolve_device
 from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
@@ -38,6 +41,7 @@ from study.settings import StudySettings
 EXPORT_FORMAT = "kws-study export 2"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.pt"
+TORCHSCRIPT_FILE = "model.ts.pt"  # waveform or log-mel -> keyword probability, torch only
 
 
 class ExportError(RuntimeError):
@@ -230,6 +234,7 @@ def export_best(
     if recipe.fp16:
         deployed = deployed.half()
     torch.save(deployed.state_dict(), out / WEIGHTS_FILE)
+    write_torchscript(deployed, out / TORCHSCRIPT_FILE)
     (out / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
     return out
 

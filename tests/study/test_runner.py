@@ -17,7 +17,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from study.export import ExportError, export_best, load_weights, read_export
+from study.export import TORCHSCRIPT_FILE, ExportError, export_best, load_weights, read_export
 from study.objective import AU_FA_FR, BAR
 from study.runner import open_study, run
 from study.search_space import WARM_START
@@ -171,6 +171,12 @@ def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp
     expected_dtype = torch.float16 if export.training.fp16 else torch.float32
     assert all(t.dtype == expected_dtype for t in state.values())
     assert load_weights(folder).config == export.model
+    scorer = torch.jit.load(str(folder / TORCHSCRIPT_FILE))  # the same model, torch alone
+    features = torch.randn(3, 40, 101)
+    with torch.no_grad():
+        logits = load_weights(folder)(features.to(expected_dtype)).float()
+        scored = scorer.from_features(features)
+    torch.testing.assert_close(scored, torch.softmax(logits, dim=-1)[:, 1], rtol=0, atol=1e-5)
 
     retrained = subprocess.run(
         [sys.executable, str(REPO_ROOT / "run_study.py"), "train", "--config",
