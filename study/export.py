@@ -34,7 +34,7 @@ from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
 from kws.training import TrainConfig, TrainingData, evaluate_au_fa_fr, train
 from study.objective import AU_FA_FR, FEASIBLE, deployed_compression
-from study.runner import Prepared, prepare, student_recipe
+from study.runner import Prepared, prepare, student_recipe, with_study_bar
 from study.search_space import configs_from_params
 from study.settings import StudySettings
 
@@ -168,7 +168,7 @@ def export_best(
         )
     feasible.sort(key=lambda t: (-t.value, t.number))
     settings = StudySettings.from_dict({**study.user_attrs["settings"], "progress": False})
-    prepared = prepare(settings)
+    prepared = with_study_bar(study, prepare(settings))
     data = training_data(prepared.features, prepared.reference, resolve_device(device))
 
     candidates, retrained = [], {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import multiprocessing
 import os
 import socket
@@ -33,7 +34,7 @@ from kws.model import BASE
 from kws.reference import TrainedModel, load_or_train, training_data
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
-from study.objective import AU_FA_FR, PRUNED_REASON, Objective, best_feasible
+from study.objective import AU_FA_FR, BAR, PRUNED_REASON, Objective, best_feasible
 from study.pruning import make_pruner
 from study.sampler import make_sampler
 from study.search_space import WARM_START
@@ -253,6 +254,23 @@ def _monitor(study: optuna.Study, settings: StudySettings, stop: threading.Event
             stop.wait(POLL_S)
 
 
+def with_study_bar(study: optuna.Study, prepared: Prepared) -> Prepared:
+    """``prepared`` with the bar the study was created with.
+
+    Every worker trains (or loads) its own reference, and on another machine (another CPU,
+    a GPU, another thread count) its au_fa_fr can differ in the last digits; one study
+    must judge every trial against one bar, so the first worker's is kept.
+    """
+    bar = study.user_attrs.get(BAR, prepared.bar)
+    if not math.isclose(bar, prepared.bar, rel_tol=1e-9):
+        warnings.warn(
+            f"this machine's reference gives the bar {prepared.bar:.4e}; using the study's "
+            f"{bar:.4e}",
+            stacklevel=2,
+        )
+    return dataclasses.replace(prepared, bar=bar)
+
+
 def run(settings: StudySettings) -> optuna.Study:
     """Prepare, open the study, enqueue the warm start, run the workers, return the study."""
     quiet_optuna()
@@ -262,10 +280,12 @@ def run(settings: StudySettings) -> optuna.Study:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([METRIC_NAME])
-    study.set_user_attr("settings", settings.to_dict())
-    study.set_user_attr("au_fa_fr_bar", prepared.bar)
-    study.set_user_attr("reference_val_au_fa_fr", prepared.reference.val_au_fa_fr)
-    study.set_user_attr("reference_test_au_fa_fr", prepared.reference.test_au_fa_fr)
+    if created or BAR not in study.user_attrs:
+        study.set_user_attr("settings", settings.to_dict())
+        study.set_user_attr(BAR, prepared.bar)
+        study.set_user_attr("reference_val_au_fa_fr", prepared.reference.val_au_fa_fr)
+        study.set_user_attr("reference_test_au_fa_fr", prepared.reference.test_au_fa_fr)
+    prepared = with_study_bar(study, prepared)
     if created:
         for params in WARM_START.values():
             study.enqueue_trial(params)

@@ -223,3 +223,16 @@ def test_a_tampered_config_is_rejected_naming_the_field(
 def _write(path: Path, document: dict) -> Path:
     path.write_text(json.dumps(document))
     return path
+
+
+def test_every_worker_judges_trials_against_the_study_bar(settings) -> None:
+    # A worker on another machine may compute a slightly different reference; the bar the
+    # study was created with wins. Here the study's bar is changed behind the runner's back.
+    study = run(dataclasses.replace(settings, trials=3))
+    bar = study.user_attrs[BAR]
+    study.set_user_attr(BAR, bar * 2)
+    with pytest.warns(UserWarning, match="using the study's"):
+        study = run(dataclasses.replace(settings, trials=5))
+    later = [t for t in study.trials if t.number >= 3 and t.state != TrialState.FAIL]
+    assert later
+    assert all(t.user_attrs[BAR] == bar * 2 for t in later)
