@@ -5,11 +5,14 @@ python run_study.py prepare                  # dataset + feature cache only
 python run_study.py export                   # best feasible trial -> storage/exports/
 python run_study.py train --config FILE      # reproduce a model from an exported config
 python run_study.py stream --model DIR --wav FILE   # detect the keyword in a recording
+python run_study.py dashboard                # optuna-dashboard on the study, 127.0.0.1:8080
+python run_study.py report                   # one self-contained HTML file of the study
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import time
@@ -17,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import optuna
+import optuna_dashboard
 import torch
 
 from kws.audio import SAMPLE_RATE, read_resampled
@@ -31,11 +36,14 @@ from kws.streaming import StreamingDetector
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import evaluate_au_fa_fr, train
 from study.export import WEIGHTS_FILE, export_best, load_weights, read_export
+from study.figures import best_trial_curve, study_figures
 from study.objective import best_feasible
 from study.pruning import PRUNERS
+from study.records import DEFAULT_ARTIFACT_DIR, artifact_store
+from study.report import write_report
 from study.runner import describe, finished_count, open_study, prepare, run
 from study.settings import StudySettings
-from study.storage import DEFAULT_STORAGE, quiet_optuna
+from study.storage import DEFAULT_STORAGE, make_storage, quiet_optuna
 
 DEFAULTS = StudySettings()
 
@@ -96,6 +104,12 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "--model-dir",
         default=DEFAULTS.model_dir,
         help="where the reference (teacher) model is cached (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--artifact-dir",
+        default=DEFAULTS.artifact_dir,
+        help="where every finished trial's checkpoint is stored for the dashboard "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--trials",
@@ -184,6 +198,7 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         data_dir=args.data_dir,
         feature_dir=args.feature_dir,
         model_dir=args.model_dir,
+        artifact_dir=args.artifact_dir,
         progress=not args.no_progress,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
@@ -350,6 +365,45 @@ def _print_detections(detector: StreamingDetector, printed: int, window_ms: floa
     return len(detector.detections)
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    storage = make_storage(args.storage)
+    where = f"http://{args.host}:{args.port}/dashboard"
+    if args.study_name is not None:
+        where += f"/studies/{storage.get_study_id_from_name(args.study_name)}"
+    print(f"optuna-dashboard on {where} (Ctrl-C stops it)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        optuna_dashboard.run_server(
+            storage,
+            host=args.host,
+            port=args.port,
+            artifact_store=artifact_store(args.artifact_dir),
+        )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    settings = StudySettings(storage=args.storage, study_name=args.study_name, seed=args.seed)
+    storage = make_storage(args.storage)
+    study = optuna.load_study(study_name=settings.name, storage=storage)
+    if not study.trials:
+        raise ValueError(f"study {settings.name!r} has no trials in {args.storage}")
+    study_settings = StudySettings.from_dict({**study.user_attrs["settings"], "progress": False})
+    features = prepare(study_settings).features
+    best = best_trial_curve(
+        study,
+        storage,
+        artifact_store(args.artifact_dir),
+        features.features["validation"],
+        features.labels["validation"],
+    )
+    export_dir = Path(args.export or f"storage/exports/{study.study_name}")
+    export = read_export(export_dir) if (export_dir / "config.json").is_file() else None
+    out = Path(args.out or f"storage/reports/{study.study_name}.html")
+    write_report(study, study_figures(study, best), out, export)
+    print(f"report of {study.study_name!r} written to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_study.py",
@@ -417,6 +471,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
     export.set_defaults(run=_export)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="browse studies in optuna-dashboard: trials, curves, notes, checkpoints",
+        description="Start optuna-dashboard on the study storage, with the trial checkpoints "
+        "of --artifact-dir. The same as: optuna-dashboard URL --artifact-dir DIR.",
+    )
+    _add_storage_arguments(dashboard)
+    dashboard.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 exposes the dashboard (and the checkpoints) to "
+        "the network (default: %(default)s, this machine only)",
+    )
+    dashboard.add_argument("--port", type=int, default=8080, help="default: %(default)s")
+    dashboard.add_argument(
+        "--artifact-dir",
+        default=DEFAULT_ARTIFACT_DIR,
+        help="the trials' checkpoints (default: %(default)s)",
+    )
+    dashboard.set_defaults(run=_dashboard)
+
+    report = commands.add_parser(
+        "report",
+        help="write one self-contained HTML report of a study",
+        description="Write the study's figures, its best trials and the export's held-out "
+        "check into one HTML file that opens offline (plotly's JavaScript embedded).",
+    )
+    _add_storage_arguments(report)
+    report.add_argument("--seed", type=int, default=0, help="the study's --seed (default: 0)")
+    report.add_argument(
+        "--out", default=None, help="HTML file (default: storage/reports/<study name>.html)"
+    )
+    report.add_argument(
+        "--export",
+        default=None,
+        help="export folder whose held-out check is shown (default: "
+        "storage/exports/<study name>, when it exists)",
+    )
+    report.add_argument(
+        "--artifact-dir",
+        default=DEFAULT_ARTIFACT_DIR,
+        help="the trials' checkpoints, for the best trial's FA/FR curve (default: %(default)s)",
+    )
+    report.set_defaults(run=_report)
 
     train = commands.add_parser(
         "train",

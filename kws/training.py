@@ -113,6 +113,9 @@ class EpochReport:
     best_val_au_fa_fr: float  # best so far, this epoch included
     seconds: float  # wall time of the epoch, validation included
     train_seconds: float  # of which the training steps
+    # The fp32 weights of the best epoch so far (a copy, not the live model's): what a
+    # caller that stops training here (a pruner) would keep.
+    best_state_dict: dict[str, torch.Tensor] = dataclasses.field(repr=False, default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,7 @@ def train(
             best_val_au_fa_fr=best_value,
             seconds=time.perf_counter() - start,
             train_seconds=train_seconds,
+            best_state_dict=best_state,
         )
         history.append(report)
         if on_epoch_end is not None:

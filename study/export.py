@@ -33,7 +33,8 @@ from kws.device import resolve_device
 from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
 from kws.training import TrainConfig, TrainingData, evaluate_au_fa_fr, train
-from study.objective import AU_FA_FR, FEASIBLE, deployed_compression
+from study.attributes import AU_FA_FR, FEASIBLE
+from study.objective import deployed_compression
 from study.runner import Prepared, prepare, student_recipe, with_study_bar
 from study.search_space import configs_from_params
 from study.settings import StudySettings

@@ -15,17 +15,15 @@ import time
 from dataclasses import dataclass
 
 import optuna
+import torch
+from optuna.artifacts import FileSystemArtifactStore
 
 from kws.compression import CompressionReport, measure, to_fp16
 from kws.model import CRNN, CRNNConfig
 from kws.training import EpochReport, TrainConfig, TrainingData, train
+from study.attributes import AU_FA_FR, BAR, FEASIBLE, PRUNED_REASON
+from study.records import save_record
 from study.search_space import suggest
-
-# User-attribute names, read back by the constraint, export, dashboard and report.
-AU_FA_FR = "au_fa_fr"  # best validation au_fa_fr so far; the deployed model's when complete
-BAR = "au_fa_fr_bar"
-FEASIBLE = "feasible"
-PRUNED_REASON = "pruning_reason"
 
 
 def penalized_score(score: float, au_fa_fr: float, bar: float) -> float:
@@ -56,12 +54,26 @@ class Objective:
         recipe: what is not searched (epochs, batch size, patience, seed).
         skip_hopeless: prune a trial before training when even a perfect au_fa_fr could
             not beat the best feasible value so far (its score is already lower).
+        artifacts: where every finished trial's checkpoint is uploaded and its dashboard
+            note saved (:mod:`study.records`); None records neither.
     """
 
     data: TrainingData
     bar: float
     recipe: TrainConfig
     skip_hopeless: bool = False
+    artifacts: FileSystemArtifactStore | None = None
+
+    def _record(
+        self,
+        trial: optuna.Trial,
+        config: CRNNConfig,
+        recipe: TrainConfig,
+        state_dict: dict[str, torch.Tensor] | None,
+        state: str,
+    ) -> None:
+        if self.artifacts is not None:
+            save_record(trial, self.artifacts, config, recipe, state_dict, state)
 
     def __call__(self, trial: optuna.Trial) -> float:
         config, recipe = suggest(trial, self.recipe)
@@ -74,6 +86,7 @@ class Objective:
             trial.set_user_attr(AU_FA_FR, float("inf"))
             trial.set_user_attr(FEASIBLE, False)
             trial.set_user_attr(PRUNED_REASON, "score cannot beat the best feasible trial")
+            self._record(trial, config, recipe, None, "pruned")
             raise optuna.TrialPruned("score cannot beat the best feasible trial")
 
         history: list[float] = []
@@ -92,6 +105,7 @@ class Objective:
             if trial.should_prune():
                 reason = f"pruned at epoch {report.epoch} by {type(trial.study.pruner).__name__}"
                 trial.set_user_attr(PRUNED_REASON, reason)
+                self._record(trial, config, recipe, report.best_state_dict, "pruned")
                 raise optuna.TrialPruned(reason)
 
         start = time.perf_counter()
@@ -103,6 +117,7 @@ class Objective:
         trial.set_user_attr(AU_FA_FR, result.best_val_au_fa_fr)
         trial.set_user_attr(FEASIBLE, result.best_val_au_fa_fr <= self.bar)
         trial.set_user_attr(PRUNED_REASON, None)
+        self._record(trial, config, recipe, result.state_dict, "complete")
         return penalized_score(compression.score, result.best_val_au_fa_fr, self.bar)
 
 

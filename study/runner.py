@@ -34,8 +34,11 @@ from kws.model import BASE
 from kws.reference import TrainedModel, load_or_train, training_data
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
-from study.objective import AU_FA_FR, BAR, PRUNED_REASON, Objective, best_feasible
+from study.attributes import AU_FA_FR, BAR, PRUNED_REASON
+from study.figures import best_trial_curve, reference_attributes, save_figures, study_figures
+from study.objective import Objective, best_feasible
 from study.pruning import make_pruner
+from study.records import artifact_store
 from study.sampler import make_sampler
 from study.search_space import WARM_START
 from study.settings import StudySettings
@@ -46,6 +49,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 POLL_S = 2.0  # how often a waiting worker and the progress monitor look at the storage
 SURPLUS = "surplus"  # user attribute of a trial failed for exceeding --trials
 WORKER = "worker"  # user attribute: which process ran the trial, as host:pid
+FIGURES_EVERY = 10  # finished trials between two redraws of the dashboard's figures
 MAX_FAILURES_IN_A_ROW = 10  # a worker whose trials all fail stops instead of looping
 
 
@@ -154,7 +158,13 @@ def run_worker(settings: StudySettings, prepared: Prepared) -> None:
     study = open_study(settings)
     data: TrainingData = training_data(prepared.features, prepared.reference, device)
     objective = _budget_guard(
-        Objective(data, prepared.bar, student_recipe(settings), settings.skip_hopeless),
+        Objective(
+            data,
+            prepared.bar,
+            student_recipe(settings),
+            settings.skip_hopeless,
+            artifact_store(settings.artifact_dir),
+        ),
         settings.trials,
     )
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
@@ -231,9 +241,43 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
     return line
 
 
-def _monitor(study: optuna.Study, settings: StudySettings, stop: threading.Event) -> None:
-    """Progress bar over finished trials and one log line per trial that ends."""
+def figure_refresher(
+    study: optuna.Study, settings: StudySettings, prepared: Prepared
+) -> Callable[[], None]:
+    """A function that recomputes the study's figures and saves them for the dashboard.
+
+    A failure to draw is reported and the study goes on: figures are not worth a run.
+    """
+    storage = make_storage(settings.storage, settings.heartbeat_interval, settings.grace_period)
+    store = artifact_store(settings.artifact_dir)
+    features = prepared.features
+
+    def refresh() -> None:
+        try:
+            best = best_trial_curve(
+                study,
+                storage,
+                store,
+                features.features["validation"],
+                features.labels["validation"],
+            )
+            save_figures(study, study_figures(study, best))
+        except Exception as error:
+            warnings.warn(f"the study's figures were not refreshed: {error!r}", stacklevel=1)
+
+    return refresh
+
+
+def _monitor(
+    study: optuna.Study,
+    settings: StudySettings,
+    stop: threading.Event,
+    refresh: Callable[[], None],
+) -> None:
+    """Progress bar over finished trials, one log line per trial that ends, and the figures
+    redrawn every ``FIGURES_EVERY`` finished trials."""
     seen: set[int] = set()
+    drawn_at = 0
     with tqdm(
         total=settings.trials, desc="trials", unit="trial", disable=not settings.progress
     ) as bar:
@@ -249,6 +293,9 @@ def _monitor(study: optuna.Study, settings: StudySettings, stop: threading.Event
             bar.set_postfix_str(
                 "no feasible trial yet" if best is None else f"best feasible {best.value:.3f}"
             )
+            if bar.n - drawn_at >= FIGURES_EVERY and not done:
+                refresh()
+                drawn_at = bar.n
             if done:
                 return
             stop.wait(POLL_S)
@@ -285,13 +332,17 @@ def run(settings: StudySettings) -> optuna.Study:
         study.set_user_attr(BAR, prepared.bar)
         study.set_user_attr("reference_val_au_fa_fr", prepared.reference.val_au_fa_fr)
         study.set_user_attr("reference_test_au_fa_fr", prepared.reference.test_au_fa_fr)
+        reference = prepared.reference
+        for key, value in reference_attributes(reference.val_history, reference.val_curve).items():
+            study.set_user_attr(key, value)
     prepared = with_study_bar(study, prepared)
     if created:
         for params in WARM_START.values():
             study.enqueue_trial(params)
 
     stop = threading.Event()
-    monitor = threading.Thread(target=_monitor, args=(study, settings, stop), daemon=True)
+    refresh = figure_refresher(study, settings, prepared)
+    monitor = threading.Thread(target=_monitor, args=(study, settings, stop, refresh), daemon=True)
     monitor.start()
     try:
         if settings.n_jobs == 1:
@@ -309,4 +360,5 @@ def run(settings: StudySettings) -> optuna.Study:
     finally:
         stop.set()
         monitor.join()
+    refresh()  # not in the finally: after Ctrl-C the user wants out, not plots
     return study

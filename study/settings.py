@@ -9,6 +9,7 @@ from typing import Any
 from kws.config import config_from_dict
 from kws.speech_commands import KEYWORD
 from study.pruning import DEFAULT_PRUNER
+from study.records import DEFAULT_ARTIFACT_DIR
 from study.storage import (
     DEFAULT_STORAGE,
     GRACE_PERIOD_S,
@@ -37,6 +38,7 @@ class StudySettings:
     data_dir: str = "storage/data"
     feature_dir: str = "storage/features"
     model_dir: str = "storage/models"
+    artifact_dir: str = DEFAULT_ARTIFACT_DIR  # trial checkpoints, for the dashboard
     progress: bool = True
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S  # seconds between a trial's heartbeats
     grace_period: int = GRACE_PERIOD_S  # seconds without one before a trial is failed, rerun

@@ -32,6 +32,7 @@ def settings(tiny_embedded: Path, caches: Path, tmp_path: Path) -> StudySettings
         data_dir=str(caches / "data"),
         feature_dir=str(caches / "features"),
         model_dir=str(caches / "models"),
+        artifact_dir=str(tmp_path / "artifacts"),
         progress=False,
     )
 
@@ -48,6 +49,7 @@ def cli_args() -> Callable[[StudySettings], list[str]]:
             "--data", settings.data, "--max-epochs", str(settings.max_epochs),
             "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
             "--model-dir", settings.model_dir, "--pruner", settings.pruner,
+            "--artifact-dir", settings.artifact_dir,
             "--heartbeat-interval", str(settings.heartbeat_interval),
             "--grace-period", str(settings.grace_period), "--no-progress",
         ] + (["--skip-hopeless"] if settings.skip_hopeless else [])  # fmt: skip

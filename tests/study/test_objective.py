@@ -4,7 +4,8 @@ import optuna
 import pytest
 
 from kws.model import BASE
-from study.objective import AU_FA_FR, BAR, constraint, deployed_compression, penalized_score
+from study.attributes import AU_FA_FR, BAR
+from study.objective import constraint, deployed_compression, penalized_score
 
 
 def test_penalty_is_one_when_the_bar_is_met_and_proportional_beyond() -> None:

@@ -17,8 +17,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from study.attributes import AU_FA_FR, BAR
 from study.export import TORCHSCRIPT_FILE, ExportError, export_best, load_weights, read_export
-from study.objective import AU_FA_FR, BAR
 from study.runner import open_study, run
 from study.search_space import WARM_START
 from study.settings import StudySettings

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import optuna
 
-from study.objective import AU_FA_FR, BAR
+from study.attributes import AU_FA_FR, BAR
 from study.sampler import make_sampler
 from study.search_space import suggest
 

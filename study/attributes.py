@@ -1,0 +1,7 @@
+"""Names of the user attributes every trial carries, read back by the constraint, export,
+dashboard notes, figures and report."""
+
+AU_FA_FR = "au_fa_fr"  # best validation au_fa_fr so far; the deployed model's when complete
+BAR = "au_fa_fr_bar"
+FEASIBLE = "feasible"
+PRUNED_REASON = "pruning_reason"
