@@ -22,19 +22,29 @@ def caches(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("study-caches")
 
 
+@pytest.fixture(scope="session")
+def settings_in(tiny_embedded: Path, caches: Path) -> Callable[[Path], StudySettings]:
+    """Small-study settings whose database and artifacts live in a given folder."""
+
+    def make(folder: Path) -> StudySettings:
+        return StudySettings(
+            trials=5,
+            storage=f"sqlite:///{folder / 'study.db'}",
+            data=str(tiny_embedded),
+            max_epochs=2,
+            data_dir=str(caches / "data"),
+            feature_dir=str(caches / "features"),
+            model_dir=str(caches / "models"),
+            artifact_dir=str(folder / "artifacts"),
+            progress=False,
+        )
+
+    return make
+
+
 @pytest.fixture
-def settings(tiny_embedded: Path, caches: Path, tmp_path: Path) -> StudySettings:
-    return StudySettings(
-        trials=5,
-        storage=f"sqlite:///{tmp_path / 'study.db'}",
-        data=str(tiny_embedded),
-        max_epochs=2,
-        data_dir=str(caches / "data"),
-        feature_dir=str(caches / "features"),
-        model_dir=str(caches / "models"),
-        artifact_dir=str(tmp_path / "artifacts"),
-        progress=False,
-    )
+def settings(settings_in: Callable[[Path], StudySettings], tmp_path: Path) -> StudySettings:
+    return settings_in(tmp_path)
 
 
 @pytest.fixture

@@ -1,0 +1,136 @@
+"""The dashboard and the report on a small real study: a real optuna-dashboard server over
+loopback, read through its JSON API, and the HTML report file."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from kws.model import CRNN, CRNNConfig
+from study.attributes import AU_FA_FR, BAR, FEASIBLE
+from study.figures import FIGURE_TITLES, pareto_front
+from study.runner import run
+from study.settings import StudySettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def small_study(settings_in, tmp_path_factory: pytest.TempPathFactory) -> StudySettings:
+    """12 finished trials of the toy study, run once for the tests of this module."""
+    settings = dataclasses.replace(settings_in(tmp_path_factory.mktemp("dashboard")), trials=12)
+    run(settings)
+    return settings
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def test_the_dashboard_shows_trials_feasibility_notes_figures_and_checkpoints(
+    small_study: StudySettings,
+) -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "run_study.py"), "dashboard",
+         "--storage", small_study.storage, "--port", str(port),
+         "--artifact-dir", small_study.artifact_dir],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                summaries = json.loads(_get(f"{base}/api/studies"))["study_summaries"]
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stdout.read()
+                assert time.monotonic() < deadline, "the dashboard did not start"
+                time.sleep(0.5)
+        [summary] = [s for s in summaries if s["study_name"] == small_study.name]
+        study = json.loads(_get(f"{base}/api/studies/{summary['study_id']}"))
+
+        trials = study["trials"]
+        finished = [t for t in trials if t["state"] in ("Complete", "Pruned")]
+        assert len(finished) == 12
+        feasibility = set()
+        for trial in finished:
+            attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
+            # The dashboard's own feasibility (constraint <= 0) agrees with ours.
+            [constraint] = trial["constraints"]
+            feasible = attrs[FEASIBLE] == "True"
+            assert (constraint <= 0) == feasible
+            assert constraint == pytest.approx(float(attrs[AU_FA_FR]) - float(attrs[BAR]))
+            feasibility.add(feasible)
+            assert f"Trial {trial['number']}" in trial["note"]["body"]
+            assert "au_fa_fr" in trial["note"]["body"]
+        assert feasibility == {True, False}, "the study should hold both kinds"
+
+        figures = {g["id"]: json.loads(g["graph_object"]) for g in study["plotly_graph_objects"]}
+        assert set(figures) == set(FIGURE_TITLES)
+        for figure_id, figure in figures.items():
+            assert figure["layout"]["title"]["text"] == FIGURE_TITLES[figure_id]
+
+        trained = [t for t in trials if t["artifacts"]]
+        assert trained, "no checkpoint was uploaded"
+        trial = trained[0]
+        artifact = trial["artifacts"][0]["artifact_id"]
+        data = _get(f"{base}/artifacts/{summary['study_id']}/{trial['trial_id']}/{artifact}")
+        payload = torch.load(io.BytesIO(data), weights_only=True)
+        model = CRNN(CRNNConfig.from_dict(payload["model"]))
+        model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+        assert model(torch.randn(2, 40, 101)).shape == (2, 2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_report_is_one_self_contained_file_with_every_figure(
+    small_study: StudySettings, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_study.py"), "report",
+         "--storage", small_study.storage, "--study-name", small_study.name,
+         "--artifact-dir", small_study.artifact_dir, "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert not re.search(r"<script[^>]+src=", text), "a script is loaded from elsewhere"
+    assert not re.search(r"<link[^>]+href=", text)
+    assert "Plotly" in text and len(text) > 1_000_000  # the library itself, inline
+    for figure_id, title in FIGURE_TITLES.items():
+        assert f'id="figure-{figure_id}"' in text
+        assert title in text
+    study = optuna.load_study(study_name=small_study.name, storage=small_study.storage)
+    best = study.best_trial
+    assert f"<td>{best.number}</td>" in text
+    assert "Not exported yet" in text
+
+
+def test_pareto_front_of_hand_made_points() -> None:
+    # (au_fa_fr, score): lower au_fa_fr and higher score are better.
+    points = [(1.0, 5.0), (2.0, 6.0), (1.5, 4.0), (3.0, 6.0), (0.5, 1.0), (2.5, 8.0)]
+    assert pareto_front(points) == [4, 0, 1, 5]
