@@ -159,9 +159,11 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--skip-hopeless",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.skip_hopeless,
         help="prune, before training, a trial whose score (known from its architecture) "
-        "cannot beat the best feasible trial so far",
+        "cannot beat the best feasible trial so far: it could not win even with a perfect "
+        "au_fa_fr (default: on)",
     )
 
     parser.add_argument(

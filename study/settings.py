@@ -34,7 +34,7 @@ class StudySettings:
     device: str = "auto"
     max_au_fa_fr: float | None = None  # None: 1.1 x the reference's validation au_fa_fr
     pruner: str = DEFAULT_PRUNER
-    skip_hopeless: bool = False
+    skip_hopeless: bool = True  # measured: docs/benchmarks.md, pruners
     data_dir: str = "storage/data"
     feature_dir: str = "storage/features"
     model_dir: str = "storage/models"

@@ -62,7 +62,8 @@ def cli_args() -> Callable[[StudySettings], list[str]]:
             "--artifact-dir", settings.artifact_dir,
             "--heartbeat-interval", str(settings.heartbeat_interval),
             "--grace-period", str(settings.grace_period), "--no-progress",
-        ] + (["--skip-hopeless"] if settings.skip_hopeless else [])  # fmt: skip
+            "--skip-hopeless" if settings.skip_hopeless else "--no-skip-hopeless",
+        ]  # fmt: skip
 
     return args
 
