@@ -67,9 +67,16 @@ def make_storage(
     for attempt in range(1, SCHEMA_RACE_ATTEMPTS):
         try:
             return open_storage()
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except (
+            sqlalchemy.exc.IntegrityError,
+            sqlalchemy.exc.ProgrammingError,
+            sqlalchemy.exc.OperationalError,
+            optuna.exceptions.StorageInternalError,
+        ):
             # Workers started together on an empty PostgreSQL database all create Optuna's
             # tables; the losers hit "already exists" and, a moment later, find them made.
+            # SQLite answers "database is locked" at once, without its lock timeout, when
+            # two connections that opened a storage both want to write.
             time.sleep(0.5 * attempt)
     return open_storage()
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import optuna
 import pytest
@@ -28,6 +29,14 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def _trials(settings: StudySettings) -> list[FrozenTrial]:
+    # SQLite answers "database is locked" at once, without waiting, when two connections
+    # both want to write (opening a storage writes); try again.
+    for _ in range(20):
+        try:
+            storage = make_storage(settings.storage)
+            return optuna.load_study(study_name=settings.name, storage=storage).get_trials()
+        except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError):
+            time.sleep(0.5)
     storage = make_storage(settings.storage)
     return optuna.load_study(study_name=settings.name, storage=storage).get_trials()
 
@@ -63,6 +72,18 @@ def _check_exactly_n_without_duplicates(settings: StudySettings) -> list[FrozenT
     return trials
 
 
+def _wait_until_stopped(pid: int) -> None:
+    """SIGSTOP is asynchronous: wait until every thread of ``pid`` is stopped ("T")."""
+    tasks = Path(f"/proc/{pid}/task")
+    while True:
+        states = [
+            (task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in tasks.iterdir()
+        ]
+        if all(state in "tT" for state in states):
+            return
+        time.sleep(0.001)
+
+
 def _kill_mid_trial(
     settings: StudySettings, process: subprocess.Popen, deadline_s: float = 300
 ) -> FrozenTrial:
@@ -73,17 +94,18 @@ def _kill_mid_trial(
     # let it go on when the file is locked.
     quick = {"connect_args": {"timeout": 0.2}} if settings.storage.startswith("sqlite") else {}
     while time.monotonic() < deadline:
+        assert process.poll() is None, "the worker ended before it could be killed mid-trial"
         os.kill(process.pid, signal.SIGSTOP)  # frozen: what the storage shows stays true
+        _wait_until_stopped(process.pid)
         try:
             storage = optuna.storages.RDBStorage(settings.storage, engine_kwargs=quick)
             trials = optuna.load_study(study_name=settings.name, storage=storage).get_trials()
-        except sqlalchemy.exc.OperationalError:
+        except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError):
             trials = []
-        running = [
-            t
-            for t in trials
-            if t.state == TrialState.RUNNING and t.user_attrs.get(WORKER) == worker
-        ]
+        mine = [t for t in trials if t.user_attrs.get(WORKER) == worker]
+        # In the middle of a trial: all its parameters are drawn (the objective records
+        # the score right after), its result is not yet in.
+        running = [t for t in mine if t.state == TrialState.RUNNING and "score" in t.user_attrs]
         if running:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=60)
@@ -122,7 +144,7 @@ def _crash_test(
     assert len(retries) == 1
     [retry] = retries
     assert retry.state in FINISHED
-    assert retry.params == killed.params
+    assert retry.params == killed.params == by_number[killed.number].params
     assert retry.user_attrs[WORKER] != killed.user_attrs[WORKER]
     # No completed trial was lost or altered.
     for number, before in completed_before.items():
@@ -137,8 +159,16 @@ def _crash_test(
 
 @pytest.fixture
 def fast_heartbeat(settings: StudySettings) -> StudySettings:
-    """Heartbeats every second and a 4 s grace period, so a crash is noticed quickly."""
-    return dataclasses.replace(settings, heartbeat_interval=1, grace_period=4, pruner="none")
+    """Heartbeats every second and a 4 s grace period, so a crash is noticed quickly; every
+    trial trains 5 epochs, so that a worker spends its time inside trials."""
+    return dataclasses.replace(
+        settings,
+        heartbeat_interval=1,
+        grace_period=4,
+        pruner="none",
+        skip_hopeless=False,
+        max_epochs=5,
+    )
 
 
 def test_three_workers_on_postgres_reach_exactly_n(
