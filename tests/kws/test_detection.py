@@ -4,8 +4,9 @@ A 30 s WAV file is built from held-out (test-split speaker) clips of a mid-size 
 dataset: keyword clips and other words (confusers included) at known times, 1 s or more
 apart, over the dataset's background noise. The reference model (``BASE`` with the base
 recipe) streams over it at a threshold chosen on the validation split, and must detect every
-keyword once, within 250 ms of the end of the spoken word, and nothing else; the command
-line must print the same detections.
+keyword once, within 250 ms of the end of the spoken word, and nothing else (a known false
+alarm on a cut-off confuser makes this last one an expected failure, see
+docs/streaming.md); the command line must print the same detections.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from kws.metrics import threshold_for_false_alarms
 from kws.model import BASE, CRNN
 from kws.reference import load_or_train
 from kws.speech_commands import index_speech_commands, load_noise
-from kws.streaming import detect
+from kws.streaming import Detection, detect
 from kws.synth import CONFUSERS, EmbeddedDatasetConfig, generate_embedded_dataset
 from kws.training import BASE_RECIPE, keyword_probs
 
@@ -70,6 +71,7 @@ class Reference:
     model: CRNN
     threshold: float
     recording: Recording
+    detections: list[Detection]  # streamed over the recording read back from disk
 
 
 def word_end_s(clip: torch.Tensor) -> float:
@@ -126,11 +128,24 @@ def reference(tmp_path_factory) -> Reference:
     )
     trained = load_or_train(features, BASE, RECIPE, folder / "models")
     model = trained.model()
-    # Chosen on validation clips only: the lowest threshold no validation negative reaches.
+    # Chosen on validation clips only: the lowest that at most 5 % of their negatives reach.
     probs = keyword_probs(model, features.features["validation"])
     threshold = threshold_for_false_alarms(probs, features.labels["validation"], MAX_FA_RATE)
     recording = build_recording(index, folder / "recording.wav")
-    return Reference(model, threshold, recording)
+    detections = detect(model, read_resampled(recording.path), threshold=threshold)
+    return Reference(model, threshold, recording, detections)
+
+
+def test_each_keyword_is_detected_once_within_250_ms_of_its_end(reference: Reference) -> None:
+    ends = reference.recording.keyword_ends_s
+    assert len(ends) == KEYWORDS
+    near = {
+        round(end, 2): [
+            d.time_s for d in reference.detections if abs(d.time_s - end) <= TOLERANCE_S
+        ]
+        for end in ends
+    }
+    assert all(len(times) == 1 for times in near.values()), near
 
 
 @pytest.mark.xfail(
@@ -138,19 +153,12 @@ def reference(tmp_path_factory) -> Reference:
     reason="the reference fires on the window holding only the start of 'shiloh' ('shil...', "
     "0.948; the whole word scores 0.30), above a keyword's 0.930: no threshold separates them",
 )
-def test_the_reference_detects_each_keyword_once_near_its_end_and_nothing_else(
-    reference: Reference,
-) -> None:
-    audio = read_resampled(reference.recording.path)  # what was written, read back
-    detections = detect(reference.model, audio, threshold=reference.threshold)
+def test_nothing_else_is_detected(reference: Reference) -> None:
     ends = reference.recording.keyword_ends_s
-    near = {
-        round(end, 2): [d for d in detections if abs(d.time_s - end) <= TOLERANCE_S] for end in ends
-    }
-    elsewhere = [d for d in detections if all(abs(d.time_s - e) > TOLERANCE_S for e in ends)]
-    assert all(len(found) == 1 for found in near.values()), near
+    elsewhere = [
+        d for d in reference.detections if all(abs(d.time_s - e) > TOLERANCE_S for e in ends)
+    ]
     assert elsewhere == []
-    assert len(detections) == len(ends) == KEYWORDS
 
 
 def test_the_command_line_prints_the_same_detections(
@@ -165,11 +173,10 @@ def test_the_command_line_prints_the_same_detections(
         timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
-    detections = detect(reference.model, read_resampled(wav), threshold=reference.threshold)
-    assert detections
+    assert reference.detections
     expected = [
         f"keyword at {d.time_s:.2f} s (window {d.time_s - 1:.2f}-{d.time_s:.2f} s), "
         f"probability {d.probability:.3f}"
-        for d in detections
+        for d in reference.detections
     ]
     assert result.stdout.decode().splitlines()[:-1] == expected
