@@ -83,3 +83,38 @@ def au_fa_fr(probs: ArrayLike, labels: ArrayLike) -> float:
     fa, fr = fa_fr_curve(probs, labels)
     # Written out rather than np.trapz/np.trapezoid, whose name depends on the numpy version.
     return float(np.sum((fa[:-1] - fa[1:]) * (fr[:-1] + fr[1:]) / 2.0))
+
+
+def threshold_for_false_alarms(
+    probs: ArrayLike, labels: ArrayLike, max_fa_rate: float = 0.0
+) -> float:
+    """The lowest threshold at which at most ``max_fa_rate`` of the NEGATIVE clips reach it.
+
+    A deployed detector needs one threshold, chosen on validation clips (never the test
+    split): the keyword probability that the negatives may reach at most this often. With
+    ``max_fa_rate=0`` it is just above (the next float64 after) the highest negative's
+    probability, so no validation negative is a detection (a clip is positive when its
+    probability is >= the threshold, as in :func:`fa_fr_curve`). Unlike FA there, the rate
+    here is per negative clip: it is the false-alarm rate a listener would hear.
+
+    Raises:
+        ValueError: no negatives, ``max_fa_rate`` outside [0, 1], or the allowed false alarms
+            would need a threshold above 1 (negatives at probability 1).
+    """
+    p, positive = _validated(probs, labels)
+    if not 0.0 <= max_fa_rate <= 1.0:
+        raise ValueError(f"max_fa_rate must be in [0, 1], got {max_fa_rate}")
+    negatives = np.sort(p[~positive])[::-1]  # highest first
+    if len(negatives) == 0:
+        raise ValueError("labels hold no negative clip to count false alarms on")
+    allowed = int(np.floor(max_fa_rate * len(negatives)))  # negatives that may reach it
+    if allowed >= len(negatives):
+        return 0.0
+    # Any threshold <= negatives[allowed] admits allowed + 1 of them; the next float does not.
+    threshold = float(np.nextafter(negatives[allowed], np.inf))
+    if threshold > 1.0:
+        raise ValueError(
+            f"{allowed + 1} negatives score 1.0: no threshold in [0, 1] keeps false alarms to "
+            f"{max_fa_rate}"
+        )
+    return threshold

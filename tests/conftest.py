@@ -53,3 +53,32 @@ def tiny_features(tiny_embedded, tmp_path_factory):
     cache_dir = tmp_path_factory.mktemp("tiny-features")
     index = index_speech_commands(tiny_embedded)
     return load_or_build_features(index, cache_dir, AugmentationConfig(num_views=1), False)
+
+
+@pytest.fixture(scope="session")
+def fake_export():
+    """``fake_export(folder, model)``: an export folder in the documented format (read back
+    by ``study.export.read_export``) for a model that no study made, for the CLI's tests."""
+    import json
+
+    import torch
+
+    from kws.training import TrainConfig
+    from study.export import CONFIG_FILE, EXPORT_FORMAT, WEIGHTS_FILE, load_weights
+    from study.settings import StudySettings
+
+    def write(folder: Path, model) -> Path:
+        folder.mkdir()
+        document = {
+            "format": EXPORT_FORMAT,
+            "model": model.config.to_dict(),
+            "training": TrainConfig().to_dict(),
+            "settings": StudySettings().to_dict(),
+            **{key: {} for key in ("study", "metrics", "selection", "held_out", "versions")},
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(document))
+        torch.save(model.state_dict(), folder / WEIGHTS_FILE)
+        assert load_weights(folder).config == model.config
+        return folder
+
+    return write

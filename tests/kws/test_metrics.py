@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kws.metrics import au_fa_fr, fa_fr_curve
+from kws.metrics import au_fa_fr, fa_fr_curve, threshold_for_false_alarms
 
 # np.trapz was renamed np.trapezoid in numpy 2.0 (and later removed); the integral is the same.
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz
@@ -168,3 +168,37 @@ def test_accepts_tensors_lists_and_arrays_alike() -> None:
 def test_rejects_invalid_input(probs: list, labels: list, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         au_fa_fr(probs, labels)
+
+
+def test_threshold_for_false_alarms_by_hand() -> None:
+    probs = [0.9, 0.2, 0.7, 0.4, 0.4, 0.95, 0.1]
+    labels = [1, 0, 0, 0, 0, 1, 0]  # negatives, highest first: 0.7, 0.4, 0.4, 0.2, 0.1
+    zero = threshold_for_false_alarms(probs, labels)
+    assert 0.7 < zero < 0.7 + 1e-15
+    assert threshold_for_false_alarms(probs, labels, max_fa_rate=0.2) == np.nextafter(0.4, 1)
+    # 0.4 (2 of 5 negatives) would admit both tied clips: 0.6 of them, over 0.5.
+    assert threshold_for_false_alarms(probs, labels, max_fa_rate=0.5) == np.nextafter(0.4, 1)
+    assert threshold_for_false_alarms(probs, labels, max_fa_rate=0.6) == np.nextafter(0.2, 1)
+    assert threshold_for_false_alarms(probs, labels, max_fa_rate=1.0) == 0.0
+    # The rule's promise, checked by counting: no more than the allowed negatives reach it.
+    negatives = np.array([0.7, 0.4, 0.4, 0.2, 0.1])
+    for rate in (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0):
+        threshold = threshold_for_false_alarms(probs, labels, max_fa_rate=rate)
+        assert np.sum(negatives >= threshold) <= rate * len(negatives)
+        if threshold > 0.0:  # and it is the lowest such: one float lower admits too many
+            assert np.sum(negatives >= np.nextafter(threshold, 0)) > rate * len(negatives)
+
+
+@pytest.mark.parametrize(
+    ("probs", "labels", "rate", "message"),
+    [
+        ([0.3, 0.8], [1, 1], 0.0, "no negative"),
+        ([0.3, 1.0], [1, 0], 0.0, "score 1.0"),
+        ([0.3, 0.2], [1, 0], 1.5, "max_fa_rate"),
+    ],
+)
+def test_threshold_for_false_alarms_refuses_what_it_cannot_meet(
+    probs: list[float], labels: list[int], rate: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        threshold_for_false_alarms(probs, labels, max_fa_rate=rate)

@@ -7,7 +7,6 @@ reuse counts and detections are worked out by hand or with numpy.
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -22,9 +21,6 @@ from kws.audio import fit_length
 from kws.features import LogMel
 from kws.model import BASE, CRNN, CRNNConfig
 from kws.streaming import Detection, StreamingDetector, detect
-from kws.training import TrainConfig
-from study.export import CONFIG_FILE, EXPORT_FORMAT, WEIGHTS_FILE, load_weights
-from study.settings import StudySettings
 
 WINDOW = 16_000  # samples: 1 s at 16 kHz
 CONFIGS = {
@@ -220,22 +216,6 @@ def test_push_refuses_anything_but_mono_float_samples() -> None:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def fake_export(folder: Path, model: CRNN) -> Path:
-    """An export folder in the documented format (read back by ``read_export``)."""
-    folder.mkdir()
-    document = {
-        "format": EXPORT_FORMAT,
-        "model": model.config.to_dict(),
-        "training": TrainConfig().to_dict(),
-        "settings": StudySettings().to_dict(),
-        **{key: {} for key in ("study", "metrics", "selection", "held_out", "versions")},
-    }
-    (folder / CONFIG_FILE).write_text(json.dumps(document))
-    torch.save(model.state_dict(), folder / WEIGHTS_FILE)
-    assert load_weights(folder).config == model.config
-    return folder
-
-
 def run_stream(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "run_study.py"), "stream", *args],
@@ -247,7 +227,7 @@ def run_stream(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.
 
 
 @pytest.fixture
-def constant_export(tmp_path: Path) -> Path:
+def constant_export(tmp_path: Path, fake_export) -> Path:
     return fake_export(tmp_path / "constant", constant_model(0.7))
 
 
@@ -279,7 +259,9 @@ def test_cli_resamples_an_8_khz_file(constant_export: Path, tmp_path: Path) -> N
     assert "3.00 s of audio, 21 windows" in result.stdout.decode()
 
 
-def test_cli_mixes_stereo_to_mono_and_prints_the_offline_probabilities(tmp_path: Path) -> None:
+def test_cli_mixes_stereo_to_mono_and_prints_the_offline_probabilities(
+    tmp_path: Path, fake_export
+) -> None:
     torch.manual_seed(11)
     model = CRNN(CONFIGS["small-1-layer"]).eval()
     folder = fake_export(tmp_path / "random", model)
