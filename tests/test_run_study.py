@@ -50,3 +50,17 @@ def test_bad_data_path_exits_2_naming_it(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "missing-folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_help_explains_every_study_flag_and_command(tmp_path: Path) -> None:
+    result = _run("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for flag in ("--trials", "--storage", "--study-name", "--data", "--keyword", "--max-epochs",
+                 "--timeout", "--n-jobs", "--seed", "--device", "--max-au-fa-fr", "--pruner",
+                 "--skip-hopeless", "--no-skip-hopeless", "--heartbeat-interval",
+                 "--grace-period", "--artifact-dir"):  # fmt: skip
+        assert flag in result.stdout
+    for command in ("prepare", "export", "train", "stream", "dashboard", "report"):
+        assert command in result.stdout
+    dashboard = _run("dashboard", "--help", cwd=tmp_path)
+    assert "127.0.0.1" in dashboard.stdout and "--port" in dashboard.stdout
