@@ -2,8 +2,9 @@
 
     python docs/screenshots.py [--storage sqlite:///storage/kws-study.db] [--study-name NAME]
 
-Needs a finished study (run ``python run_study.py --trials 100`` first) and headless
-Chromium (Debian: ``apt-get install chromium``). Starts ``run_study.py dashboard`` on a free
+Needs a finished study (run ``python run_study.py --trials 100`` first), headless
+Chromium (Debian: ``apt-get install chromium``) and the docs extra (``pip install -e
+'.[docs]'``, for websocket-client). Starts ``run_study.py dashboard`` on a free
 loopback port, writes the report with ``run_study.py report``, and has Chromium save
 ``docs/dashboard.png`` (the study's page) and ``docs/report.png``.
 """
@@ -11,6 +12,7 @@ loopback port, writes the report with ``run_study.py report``, and has Chromium 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import shutil
 import socket
@@ -20,6 +22,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import websocket  # websocket-client: pip install -e '.[docs]'
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
     "--headless",
@@ -27,7 +31,6 @@ CHROMIUM_FLAGS = [
     "--disable-gpu",
     "--disable-background-networking",
     "--hide-scrollbars",
-    "--virtual-time-budget=15000",  # ms of page time for the JavaScript to draw
 ]
 
 
@@ -37,13 +40,50 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _screenshot(chromium: str, url: str, out: Path, size: str) -> None:
-    subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--window-size={size}", f"--screenshot={out}", url],
-        check=True,
-        capture_output=True,
-        timeout=120,
+def _screenshot(chromium: str, url: str, out: Path, size: str, settle_s: float = 10.0) -> None:
+    """Load ``url`` in headless Chromium, let it draw for ``settle_s`` seconds, save a PNG.
+
+    ``chromium --screenshot`` shoots at the load event, before the dashboard has fetched
+    and drawn its study, so the page is driven through the DevTools protocol instead.
+    """
+    width, height = (int(v) for v in size.split(","))
+    port = _free_port()
+    browser = subprocess.Popen(
+        [chromium, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+    try:
+        for _ in range(100):
+            try:
+                pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json").read())
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("headless Chromium did not start")
+        page = next(p for p in pages if p["type"] == "page")
+        connection = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
+        calls = iter(range(1, 1000))
+
+        def call(method: str, **params) -> dict:
+            number = next(calls)
+            connection.send(json.dumps({"id": number, "method": method, "params": params}))
+            while True:
+                message = json.loads(connection.recv())
+                if message.get("id") == number:
+                    return message.get("result", {})
+
+        call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+             deviceScaleFactor=1, mobile=False)  # fmt: skip
+        call("Page.navigate", url=url)
+        time.sleep(settle_s)
+        image = call("Page.captureScreenshot", format="png")["data"]
+        out.write_bytes(base64.b64decode(image))
+        connection.close()
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
     print(f"{out}: {url}")
 
 
@@ -67,6 +107,7 @@ def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("headless Chromium not found: apt-get install chromium")
+    args.out.mkdir(parents=True, exist_ok=True)
     run_study = [sys.executable, str(REPO_ROOT / "run_study.py")]
     storage = ["--storage", args.storage]
     name = ["--study-name", args.study_name] if args.study_name else []

@@ -5,3 +5,4 @@ AU_FA_FR = "au_fa_fr"  # best validation au_fa_fr so far; the deployed model's w
 BAR = "au_fa_fr_bar"
 FEASIBLE = "feasible"
 PRUNED_REASON = "pruning_reason"
+UNMEASURED_AU_FA_FR = 1.0  # recorded for a trial skipped before training

@@ -45,8 +45,9 @@ CURVE_POINTS = 400  # FA/FR curves are thinned to this many points for the figur
 
 
 def _finished(study: optuna.Study) -> list[FrozenTrial]:
+    """Finished trials that trained (a trial skipped before training has no au_fa_fr)."""
     trials = study.get_trials(deepcopy=False, states=FINISHED)
-    return [t for t in trials if math.isfinite(t.user_attrs.get(AU_FA_FR, math.inf))]
+    return [t for t in trials if t.user_attrs.get("au_fa_fr_per_epoch")]
 
 
 def warm_start_label(trial: FrozenTrial) -> str | None:

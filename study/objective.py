@@ -21,7 +21,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from kws.compression import CompressionReport, measure, to_fp16
 from kws.model import CRNN, CRNNConfig
 from kws.training import EpochReport, TrainConfig, TrainingData, train
-from study.attributes import AU_FA_FR, BAR, FEASIBLE, PRUNED_REASON
+from study.attributes import AU_FA_FR, BAR, FEASIBLE, PRUNED_REASON, UNMEASURED_AU_FA_FR
 from study.records import save_record
 from study.search_space import suggest
 
@@ -83,7 +83,9 @@ class Objective:
             trial.set_user_attr(name, getattr(compression, name))
         best = best_feasible(trial.study) if self.skip_hopeless else None
         if best is not None and compression.score <= best.value:
-            trial.set_user_attr(AU_FA_FR, float("inf"))
+            # Not measured. The constraint needs a finite value (the dashboard's JSON has no
+            # Infinity): 1.0 is worse than any model scores (au_fa_fr is at most 0.25).
+            trial.set_user_attr(AU_FA_FR, UNMEASURED_AU_FA_FR)
             trial.set_user_attr(FEASIBLE, False)
             trial.set_user_attr(PRUNED_REASON, "score cannot beat the best feasible trial")
             self._record(trial, config, recipe, None, "pruned")

@@ -226,14 +226,15 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
         f" {params.get('gru_num_layers')}x{params.get('hidden_size')}"
         f"{' fp16' if params.get('fp16') else ''}"
     )
-    quality = attrs.get(AU_FA_FR, float("nan"))
+    trained = bool(attrs.get("au_fa_fr_per_epoch"))
+    quality = f"{attrs.get(AU_FA_FR, float('nan')):.2e}" if trained else "not measured"
     feasible = "feasible" if attrs.get("feasible") else "infeasible"
     value = "-" if trial.value is None else f"{trial.value:.3f}"
     epochs = len(attrs.get("au_fa_fr_per_epoch", []))
     line = (
         f"{head} value {value} score {attrs.get('score', float('nan')):.2f} "
         f"(C {attrs.get('compression_rate', float('nan')):.1f}, "
-        f"S {attrs.get('speedup', float('nan')):.1f}) au_fa_fr {quality:.2e} {feasible} | "
+        f"S {attrs.get('speedup', float('nan')):.1f}) au_fa_fr {quality} {feasible} | "
         f"{arch} | {epochs} epochs"
     )
     if trial.state == TrialState.PRUNED and attrs.get(PRUNED_REASON):

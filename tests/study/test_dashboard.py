@@ -42,6 +42,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON: the dashboard's page cannot parse it")
+
+
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.read()
@@ -69,7 +73,10 @@ def test_the_dashboard_shows_trials_feasibility_notes_figures_and_checkpoints(
                 assert time.monotonic() < deadline, "the dashboard did not start"
                 time.sleep(0.5)
         [summary] = [s for s in summaries if s["study_name"] == small_study.name]
-        study = json.loads(_get(f"{base}/api/studies/{summary['study_id']}"))
+        # Parsed as strictly as a browser's JSON.parse does: no NaN, no Infinity.
+        study = json.loads(
+            _get(f"{base}/api/studies/{summary['study_id']}"), parse_constant=_not_json
+        )
 
         trials = study["trials"]
         finished = [t for t in trials if t["state"] in ("Complete", "Pruned")]
