@@ -151,8 +151,16 @@ def _budget_guard(
     return guarded
 
 
-def run_worker(settings: StudySettings, prepared: Prepared) -> None:
-    """Run trials until the study holds ``settings.trials`` finished ones (or time is up)."""
+def run_worker(
+    settings: StudySettings,
+    prepared: Prepared,
+    between_trials: Callable[[int], None] | None = None,
+) -> None:
+    """Run trials until the study holds ``settings.trials`` finished ones (or time is up).
+
+    ``between_trials(finished)`` is called after each trial, in this thread, while no trial
+    trains: work there cannot change a trial's numbers (see :func:`run`).
+    """
     quiet_optuna()
     device = resolve_device(settings.device)
     study = open_study(settings)
@@ -192,6 +200,8 @@ def run_worker(settings: StudySettings, prepared: Prepared) -> None:
             catch=(Exception,),
             callbacks=[functools.partial(_record, ended)],
         )
+        if between_trials is not None:
+            between_trials(finished_count(study))
         if not ended or ended[-1].user_attrs.get(SURPLUS):
             continue
         last = ended[-1]
@@ -273,10 +283,10 @@ def _monitor(
     study: optuna.Study,
     settings: StudySettings,
     stop: threading.Event,
-    refresh: Callable[[], None],
+    refresh: Callable[[], None] | None,
 ) -> None:
-    """Progress bar over finished trials, one log line per trial that ends, and the figures
-    redrawn every ``FIGURES_EVERY`` finished trials."""
+    """Progress bar over finished trials, one log line per trial that ends, and, when
+    ``refresh`` is given, the figures redrawn every ``FIGURES_EVERY`` finished trials."""
     seen: set[int] = set()
     drawn_at = 0
     with tqdm(
@@ -294,7 +304,7 @@ def _monitor(
             bar.set_postfix_str(
                 "no feasible trial yet" if best is None else f"best feasible {best.value:.3f}"
             )
-            if bar.n - drawn_at >= FIGURES_EVERY and not done:
+            if refresh is not None and bar.n - drawn_at >= FIGURES_EVERY and not done:
                 refresh()
                 drawn_at = bar.n
             if done:
@@ -343,11 +353,24 @@ def run(settings: StudySettings) -> optuna.Study:
 
     stop = threading.Event()
     refresh = figure_refresher(study, settings, prepared)
-    monitor = threading.Thread(target=_monitor, args=(study, settings, stop, refresh), daemon=True)
+    # Drawing runs torch (the best trial's FA/FR curve). Beside a training trial in this
+    # process it would share torch's thread pool, change how the trial's sums are split and
+    # so its numbers: with one worker here, the figures are drawn between trials instead.
+    in_process = settings.n_jobs == 1
+    monitor = threading.Thread(
+        target=_monitor, args=(study, settings, stop, None if in_process else refresh), daemon=True
+    )
     monitor.start()
+    drawn_at = [0]
+
+    def between_trials(finished: int) -> None:
+        if finished - drawn_at[0] >= FIGURES_EVERY:
+            refresh()
+            drawn_at[0] = finished
+
     try:
-        if settings.n_jobs == 1:
-            run_worker(settings, prepared)
+        if in_process:
+            run_worker(settings, prepared, between_trials)
         else:
             context = multiprocessing.get_context("spawn")
             workers = [

@@ -119,8 +119,20 @@ def build_recording(index, path: Path) -> Recording:
 
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory) -> Reference:
-    """The dataset, its features, the trained reference, its threshold and the recording."""
-    folder = tmp_path_factory.mktemp("detection")
+    """The dataset, its features, the trained reference, its threshold and the recording.
+
+    Built on one thread: float sums in another order train another model, and the
+    assertions below were measured on this one, so every machine builds the same.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _build_reference(tmp_path_factory.mktemp("detection"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build_reference(folder: Path) -> Reference:
     root = generate_embedded_dataset(folder / "data", DATASET, progress=False)
     index = index_speech_commands(root)
     features = load_or_build_features(
