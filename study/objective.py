@@ -86,6 +86,9 @@ class Objective:
             # Not measured. The constraint needs a finite value (the dashboard's JSON has no
             # Infinity): 1.0 is worse than any model scores (au_fa_fr is at most 0.25).
             trial.set_user_attr(AU_FA_FR, UNMEASURED_AU_FA_FR)
+            for name, value in (("au_fa_fr_per_epoch", []), ("seconds_per_epoch", [])):
+                trial.set_user_attr(name, value)
+            trial.set_user_attr("kept_epoch", None)
             trial.set_user_attr(FEASIBLE, False)
             trial.set_user_attr(PRUNED_REASON, "score cannot beat the best feasible trial")
             self._record(trial, config, recipe, None, "pruned")
