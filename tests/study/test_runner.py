@@ -85,7 +85,14 @@ def test_a_trial_that_raises_is_failed_and_the_study_goes_on(settings) -> None:
 def test_resume_after_an_interrupt_reaches_exactly_n(settings, cli_args) -> None:
     # Every trial trains 5 epochs, so that the interrupt lands well before the study is done.
     settings = dataclasses.replace(settings, trials=10, max_epochs=5, skip_hopeless=False)
-    process = subprocess.Popen(cli_args(settings), stderr=subprocess.PIPE, text=True)
+    # A shell that starts jobs in the background (a CI runner may) makes them ignore SIGINT,
+    # and a Python that starts so never raises KeyboardInterrupt: restore the default.
+    process = subprocess.Popen(
+        cli_args(settings),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     database = settings.storage.removeprefix("sqlite:///")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # wait for 2 finished trials, then Ctrl-C
