@@ -97,6 +97,12 @@ def _add_storage_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_artifact_dir_argument(parser: argparse.ArgumentParser, purpose: str) -> None:
+    parser.add_argument(
+        "--artifact-dir", default=DEFAULT_ARTIFACT_DIR, help=f"{purpose} (default: %(default)s)"
+    )
+
+
 def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
     _add_storage_arguments(parser)
     _add_data_arguments(parser)
@@ -105,11 +111,8 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS.model_dir,
         help="where the reference (teacher) model is cached (default: %(default)s)",
     )
-    parser.add_argument(
-        "--artifact-dir",
-        default=DEFAULTS.artifact_dir,
-        help="where every finished trial's checkpoint is stored for the dashboard "
-        "(default: %(default)s)",
+    _add_artifact_dir_argument(
+        parser, "where every finished trial's checkpoint is stored for the dashboard"
     )
     parser.add_argument(
         "--trials",
@@ -149,7 +152,15 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="the quality bar: feasible trials have validation au_fa_fr at most this "
-        "(default: 1.1 x the reference model's)",
+        "(default: 1.1 x the reference model's, averaged over --reference-seeds)",
+    )
+    parser.add_argument(
+        "--reference-seeds",
+        type=int,
+        default=DEFAULTS.reference_seeds,
+        help="train the reference (BASE, base recipe) on this many seeds from --seed and set "
+        "the bar from their mean validation au_fa_fr: one run's varies by about 20 %% with "
+        "the seed; the first is the teacher (default: %(default)s)",
     )
     parser.add_argument(
         "--pruner",
@@ -195,6 +206,7 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         seed=args.seed,
         device=args.device,
         max_au_fa_fr=args.max_au_fa_fr,
+        reference_seeds=args.reference_seeds,
         pruner=args.pruner,
         skip_hopeless=args.skip_hopeless,
         data_dir=args.data_dir,
@@ -242,7 +254,8 @@ def _prepare(args: argparse.Namespace) -> int:
     print(
         f"feature cache {args.feature_dir}/{features.key}.pt: "
         f"{features.num_bytes() / 2**20:.1f} MiB, {features.training_views.shape[0]} augmented "
-        f"training views; ready in {time.perf_counter() - start:.1f} s"
+        f"training views, {features.cutoff_views.shape[1]} cut-off words in each; "
+        f"ready in {time.perf_counter() - start:.1f} s"
     )
     return 0
 
@@ -488,11 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the network (default: %(default)s, this machine only)",
     )
     dashboard.add_argument("--port", type=int, default=8080, help="default: %(default)s")
-    dashboard.add_argument(
-        "--artifact-dir",
-        default=DEFAULT_ARTIFACT_DIR,
-        help="the trials' checkpoints (default: %(default)s)",
-    )
+    _add_artifact_dir_argument(dashboard, "the trials' checkpoints")
     dashboard.set_defaults(run=_dashboard)
 
     report = commands.add_parser(
@@ -512,11 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="export folder whose held-out check is shown (default: "
         "storage/exports/<study name>, when it exists)",
     )
-    report.add_argument(
-        "--artifact-dir",
-        default=DEFAULT_ARTIFACT_DIR,
-        help="the trials' checkpoints, for the best trial's FA/FR curve (default: %(default)s)",
-    )
+    _add_artifact_dir_argument(report, "the trials' checkpoints, for the best trial's FA/FR curve")
     report.set_defaults(run=_report)
 
     train = commands.add_parser(

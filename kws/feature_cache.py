@@ -2,8 +2,9 @@
 
 A study trains a hundred models on the same clips, so spectrograms and waveform
 augmentation are computed once: the clean features of every split plus ``num_views``
-augmented views of the training split (see :mod:`kws.augment`). Training then only
-indexes tensors and applies SpecAugment masks per batch.
+augmented views of the training split (see :mod:`kws.augment`), and cut-off words for
+each view, which are negatives. Training then only indexes tensors and applies SpecAugment
+masks per batch.
 
 The cache file is keyed by the dataset's content (every clip's bytes, path, label and
 split; every noise file's bytes), the feature parameters and the augmentation recipe, so
@@ -23,11 +24,11 @@ import torch
 from tqdm import tqdm
 
 from kws.audio import read_clip
-from kws.augment import AugmentationConfig, augment
+from kws.augment import AugmentationConfig, augment, can_cut_off, cut_off, treat
 from kws.features import FRAMES_PER_CLIP, HOP_LENGTH, LOG_CLAMP, N_FFT, N_MELS, WIN_LENGTH, LogMel
 from kws.speech_commands import SPLITS, Clip, SpeechCommandsIndex, load_noise
 
-FEATURE_VERSION = 1  # bump when feature or augmentation code changes its output
+FEATURE_VERSION = 2  # bump when feature or augmentation code changes its output
 _CHUNK = 512  # clips decoded, augmented and transformed at a time (bounds memory)
 
 
@@ -35,16 +36,24 @@ _CHUNK = 512  # clips decoded, augmented and transformed at a time (bounds memor
 class CachedFeatures:
     """Features of one dataset. Shapes: ``features[split]`` is ``(N, n_mels, frames)`` fp16,
     ``labels[split]`` is ``(N,)`` int64, ``training_views`` is ``(views, N_train, n_mels,
-    frames)`` fp16, rows in the order of ``index.split(split)``.
+    frames)`` fp16, rows in the order of ``index.split(split)``. ``cutoff_views`` is ``(1 +
+    views, M, n_mels, frames)`` fp16: cut-off words (label 0) for the clean features and for
+    each view, M of them per view, drawn afresh for each.
     """
 
     key: str
     features: dict[str, torch.Tensor]
     labels: dict[str, torch.Tensor]
     training_views: torch.Tensor
+    cutoff_views: torch.Tensor
 
     def num_bytes(self) -> int:
-        tensors = [*self.features.values(), *self.labels.values(), self.training_views]
+        tensors = [
+            *self.features.values(),
+            *self.labels.values(),
+            self.training_views,
+            self.cutoff_views,
+        ]
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -98,17 +107,19 @@ def build_features(
     generator = torch.Generator().manual_seed(augmentation.seed)
     log_mel = LogMel()
     features, labels = {}, {}
-    views = torch.empty(0)
+    views = cutoffs = torch.empty(0)
     for split in SPLITS:
         clips = index.split(split)
-        num_views = augmentation.num_views if split == "training" else 0
-        features[split], split_views = _compute(
-            clips, log_mel, noises, augmentation, num_views, generator, progress, split
+        training = split == "training"
+        features[split], split_views, split_cutoffs = _compute(
+            clips, log_mel, noises, augmentation, training, generator, progress, split
         )
         labels[split] = torch.tensor([clip.label for clip in clips], dtype=torch.int64)
-        if split == "training":
-            views = split_views
-    return CachedFeatures(key=key, features=features, labels=labels, training_views=views)
+        if training:
+            views, cutoffs = split_views, split_cutoffs
+    return CachedFeatures(
+        key=key, features=features, labels=labels, training_views=views, cutoff_views=cutoffs
+    )
 
 
 @torch.no_grad()
@@ -117,15 +128,18 @@ def _compute(
     log_mel: LogMel,
     noises: list[torch.Tensor],
     augmentation: AugmentationConfig,
-    num_views: int,
+    training: bool,
     generator: torch.Generator,
     progress: bool,
     split: str,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clean features ``(N, n_mels, frames)`` and views ``(num_views, N, n_mels, frames)``."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clean features ``(N, n_mels, frames)``, and for the training split the views ``(V, N,
+    n_mels, frames)`` and cut-off words ``(1 + V, M, n_mels, frames)`` (else empty)."""
+    num_views = augmentation.num_views if training else 0
     shape = (len(clips), N_MELS, FRAMES_PER_CLIP)
     clean = torch.empty(shape, dtype=torch.float16)
     views = torch.empty((num_views, *shape), dtype=torch.float16)
+    cutoffs: list[torch.Tensor] = []  # (1 + V, chunk's M, n_mels, frames) per chunk
     with tqdm(
         total=len(clips), desc=f"features ({split})", unit="clip", disable=not progress
     ) as bar:
@@ -137,8 +151,40 @@ def _compute(
             for view in range(num_views):
                 augmented = augment(waveforms, noises, augmentation, generator)
                 views[view, start:stop] = log_mel(augmented).half()
+            if training and augmentation.cutoff_share > 0:
+                keyword = torch.tensor([clip.label == 1 for clip in chunk])
+                cutoffs.append(
+                    _cutoff_views(waveforms, keyword, log_mel, noises, augmentation, generator)
+                )
             bar.update(len(chunk))
-    return clean, views
+    if not cutoffs:
+        return clean, views, torch.empty((1 + num_views, 0, *shape[1:]), dtype=torch.float16)
+    return clean, views, torch.cat(cutoffs, dim=1)
+
+
+def _cutoff_views(
+    waveforms: torch.Tensor,
+    keyword: torch.Tensor,
+    log_mel: LogMel,
+    noises: list[torch.Tensor],
+    augmentation: AugmentationConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """``(1 + V, M, n_mels, frames)`` fp16: cut-off words from a chunk's ``(B, time)`` clips
+    (``keyword`` ``(B,)`` marks the keyword's), M = ``cutoff_share`` of B; the first
+    untreated, the others treated like a view."""
+    usable = torch.nonzero(can_cut_off(waveforms)).flatten()
+    count = min(round(augmentation.cutoff_share * len(waveforms)), len(usable))
+    low, high = augmentation.cutoff_visible
+    out = []
+    for view in range(1 + augmentation.num_views):
+        rows = usable[torch.randperm(len(usable), generator=generator)[:count]]
+        highs = torch.where(keyword[rows], augmentation.keyword_cutoff_visible, high)
+        cut = cut_off(waveforms[rows], (low, highs), generator)
+        if view > 0:
+            cut = treat(cut, noises, augmentation, generator)
+        out.append(log_mel(cut).half())
+    return torch.stack(out)
 
 
 def save_atomically(payload: dict[str, object], path: Path) -> None:
@@ -156,6 +202,7 @@ def _save(features: CachedFeatures, path: Path) -> None:
         "features": features.features,
         "labels": features.labels,
         "training_views": features.training_views,
+        "cutoff_views": features.cutoff_views,
     }
     save_atomically(payload, path)
 
@@ -171,4 +218,5 @@ def _load(path: Path, key: str) -> CachedFeatures:
         features=payload["features"],
         labels=payload["labels"],
         training_views=payload["training_views"],
+        cutoff_views=payload["cutoff_views"],
     )

@@ -40,7 +40,7 @@ TEACHER_64 = CRNNConfig(hidden_size=64)
 class TrainedModel:
     """A cached model with its metrics and its logits on every training view.
 
-    ``view_logits`` is ``(V, N_train, classes)`` float32 in the order of
+    ``view_logits`` is ``(V, N_train + M, classes)`` float32 in the order of
     :func:`training_views` (the clean features first); ``val_curve`` / ``test_curve`` are
     the FA/FR curves (``(2, points)`` float64) of the deployed model.
     """
@@ -63,8 +63,16 @@ class TrainedModel:
 
 
 def training_views(features: CachedFeatures) -> torch.Tensor:
-    """``(1 + V, N_train, n_mels, frames)`` fp16: the clean training features, then the views."""
-    return torch.cat([features.features["training"].unsqueeze(0), features.training_views])
+    """``(1 + V, N_train + M, n_mels, frames)`` fp16: the clean training features, then the
+    views; in each, the training clips followed by that view's M cut-off words."""
+    clips = torch.cat([features.features["training"].unsqueeze(0), features.training_views])
+    return torch.cat([clips, features.cutoff_views], dim=1)
+
+
+def training_labels(features: CachedFeatures) -> torch.Tensor:
+    """``(N_train + M,)`` int64 labels of :func:`training_views`' rows: cut-offs are 0."""
+    cutoffs = torch.zeros(features.cutoff_views.shape[1], dtype=torch.int64)
+    return torch.cat([features.labels["training"], cutoffs])
 
 
 def training_data(
@@ -73,10 +81,11 @@ def training_data(
     """The tensors :func:`kws.training.train` needs, with the teacher's logits if any."""
     return TrainingData(
         views=training_views(features),
-        labels=features.labels["training"],
+        labels=training_labels(features),
         val_features=features.features["validation"],
         val_labels=features.labels["validation"],
         teacher_logits=teacher.view_logits if teacher is not None else None,
+        num_clips=len(features.labels["training"]),
     ).to(device)
 
 

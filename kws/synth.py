@@ -57,11 +57,11 @@ class EmbeddedDatasetConfig:
 
     # Calibrated (docs/embedded-dataset.md): a large validation split keeps the reference's
     # au_fa_fr, and so the quality bar, within +-20% across training seeds.
-    num_clips: int = 8000
+    num_clips: int = 10_000
     keyword_share: float = 0.10  # fraction of clips that are the keyword
     confuser_share: float = 0.15  # fraction of clips that are CONFUSERS
     num_speakers: int = 300
-    validation_percentage: float = 45.0  # of speakers, not clips
+    validation_percentage: float = 55.0  # of speakers, not clips
     testing_percentage: float = 15.0  # of speakers, not clips
     snr_db: tuple[float, float] = (0.0, 30.0)  # background noise in every clip, dB
     gain_db: tuple[float, float] = (-18.0, 0.0)  # peak level of the word, dBFS

@@ -40,7 +40,7 @@ class TrainConfig:
     grad_clip: float = 5.0  # max gradient norm
     temperature: float = 1.0  # distillation softmax temperature T
     alpha: float = 0.0  # weight of the distillation term; 0 = plain cross-entropy
-    epoch_examples: int = 0  # examples drawn per epoch; 0 = one per training clip (N)
+    epoch_examples: int = 0  # examples drawn per epoch; 0 = one per training clip
     patience: int = 0  # epochs without a better validation au_fa_fr before stopping; 0 = never
     fp16: bool = False  # deploy (and so validate) the half-precision model
     freq_mask: int = 15  # SpecAugment: widest frequency mask, mel bands
@@ -73,7 +73,7 @@ BASE_RECIPE = TrainConfig()
 """The course's recipe for the base model: 20 epochs of Adam, no distillation."""
 
 
-TRAINER_VERSION = 2  # bump when train() gives other weights for the same inputs (caches key on it)
+TRAINER_VERSION = 3  # bump when train() gives other weights for the same inputs (caches key on it)
 _CHUNK = 1024  # about this many examples gathered and masked at once (16 MB in fp32)
 
 
@@ -87,7 +87,9 @@ class TrainingData:
 
     ``views`` is ``(V, N, n_mels, frames)`` fp16: the clean training features and their
     augmented views; ``teacher_logits`` is ``(V, N, classes)`` for the same rows, or None
-    (no distillation possible). ``val_features`` is ``(M, n_mels, frames)``.
+    (no distillation possible). ``val_features`` is ``(M, n_mels, frames)``. The first
+    ``num_clips`` rows are the training clips and the rest extra examples (cut-off words):
+    an epoch draws one example per clip by default, from all the rows.
     """
 
     views: torch.Tensor
@@ -95,11 +97,12 @@ class TrainingData:
     val_features: torch.Tensor
     val_labels: torch.Tensor
     teacher_logits: torch.Tensor | None = None
+    num_clips: int = 0  # 0: every row is a clip
 
     def to(self, device: torch.device) -> TrainingData:
         moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return TrainingData(
-            **{k: v.to(device) if v is not None else None for k, v in moved.items()}
+            **{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in moved.items()}
         )
 
 
@@ -221,8 +224,8 @@ def train(
         model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay, fused=True
     )
     spec_augment = SpecAugment(recipe.freq_mask, recipe.time_mask).train()
-    num_views, num_clips = data.views.shape[:2]
-    epoch_examples = recipe.epoch_examples or num_clips
+    num_views, num_rows = data.views.shape[:2]
+    epoch_examples = recipe.epoch_examples or data.num_clips or num_rows
     chunk_size = recipe.batch_size * max(1, _CHUNK // recipe.batch_size)  # whole batches
     class_counts = torch.bincount(data.labels.cpu(), minlength=config.num_classes).clamp_min(1)
     weights = (1.0 / class_counts.double())[data.labels.cpu()]
@@ -238,7 +241,7 @@ def train(
         start = time.perf_counter()
         rows = torch.multinomial(weights, epoch_examples, replacement=True, generator=sampler)
         views = torch.randint(num_views, (epoch_examples,), generator=sampler)
-        flat_rows = (views * num_clips + rows).to(device)
+        flat_rows = (views * num_rows + rows).to(device)
         rows = rows.to(device)
         model.train()
         loss_sum = 0.0

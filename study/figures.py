@@ -22,12 +22,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws.metrics import fa_fr_curve
 from kws.training import keyword_probs
-from study.attributes import AU_FA_FR, BAR, FEASIBLE
+from study.attributes import AU_FA_FR, BAR, FEASIBLE, FINISHED
 from study.objective import best_feasible
 from study.records import load_checkpoint
 from study.search_space import WARM_START
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 REFERENCE_HISTORY = "reference_val_history"  # study attribute: au_fa_fr per epoch
 REFERENCE_CURVE = "reference_val_curve"  # study attribute: {"fa": [...], "fr": [...]}
 WARM_START_NAMES = {

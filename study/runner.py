@@ -16,6 +16,7 @@ import math
 import multiprocessing
 import os
 import socket
+import statistics
 import threading
 import time
 import warnings
@@ -34,7 +35,7 @@ from kws.model import BASE
 from kws.reference import TrainedModel, load_or_train, training_data
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
-from study.attributes import AU_FA_FR, BAR, PRUNED_REASON
+from study.attributes import AU_FA_FR, BAR, FINISHED, PRUNED_REASON
 from study.figures import best_trial_curve, reference_attributes, save_figures, study_figures
 from study.objective import Objective, best_feasible
 from study.pruning import make_pruner
@@ -45,7 +46,6 @@ from study.settings import StudySettings
 from study.storage import make_storage, quiet_optuna
 
 METRIC_NAME = "penalized_score"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 POLL_S = 2.0  # how often a waiting worker and the progress monitor look at the storage
 SURPLUS = "surplus"  # user attribute of a trial failed for exceeding --trials
 WORKER = "worker"  # user attribute: which process ran the trial, as host:pid
@@ -62,8 +62,22 @@ class Prepared:
     """Everything a worker needs besides the storage."""
 
     features: CachedFeatures
-    reference: TrainedModel
+    references: tuple[TrainedModel, ...]  # BASE on the study's reference seeds
     bar: float
+
+    @property
+    def reference(self) -> TrainedModel:
+        """The teacher: the reference trained on the study's own seed."""
+        return self.references[0]
+
+    @property
+    def reference_val_au_fa_fr(self) -> float:
+        """Mean over the reference seeds: what the bar is 1.1 x."""
+        return statistics.fmean(r.val_au_fa_fr for r in self.references)
+
+    @property
+    def reference_test_au_fa_fr(self) -> float:
+        return statistics.fmean(r.test_au_fa_fr for r in self.references)
 
 
 def prepare(settings: StudySettings) -> Prepared:
@@ -78,12 +92,17 @@ def prepare(settings: StudySettings) -> Prepared:
     )
     augmentation = AugmentationConfig(seed=settings.seed)
     features = load_or_build_features(index, settings.feature_dir, augmentation, progress)
-    recipe = dataclasses.replace(BASE_RECIPE, seed=settings.seed)
-    reference = load_or_train(
-        features, BASE, recipe, settings.model_dir, resolve_device(settings.device)
+    device = resolve_device(settings.device)
+    seeds = range(settings.seed, settings.seed + settings.reference_seeds)
+    references = tuple(
+        load_or_train(
+            features, BASE, dataclasses.replace(BASE_RECIPE, seed=seed), settings.model_dir, device
+        )
+        for seed in tqdm(seeds, desc="reference (BASE) seeds", disable=not progress)
     )
-    bar = settings.max_au_fa_fr or 1.1 * reference.val_au_fa_fr
-    return Prepared(features=features, reference=reference, bar=bar)
+    prepared = Prepared(features=features, references=references, bar=0.0)
+    bar = settings.max_au_fa_fr or 1.1 * prepared.reference_val_au_fa_fr
+    return dataclasses.replace(prepared, bar=bar)
 
 
 def student_recipe(settings: StudySettings) -> TrainConfig:
@@ -341,8 +360,11 @@ def run(settings: StudySettings) -> optuna.Study:
     if created or BAR not in study.user_attrs:
         study.set_user_attr("settings", settings.to_dict())
         study.set_user_attr(BAR, prepared.bar)
-        study.set_user_attr("reference_val_au_fa_fr", prepared.reference.val_au_fa_fr)
-        study.set_user_attr("reference_test_au_fa_fr", prepared.reference.test_au_fa_fr)
+        study.set_user_attr("reference_val_au_fa_fr", prepared.reference_val_au_fa_fr)
+        study.set_user_attr("reference_test_au_fa_fr", prepared.reference_test_au_fa_fr)
+        for split in ("val", "test"):
+            values = [getattr(r, f"{split}_au_fa_fr") for r in prepared.references]
+            study.set_user_attr(f"reference_{split}_au_fa_fr_seeds", values)
         reference = prepared.reference
         for key, value in reference_attributes(reference.val_history, reference.val_curve).items():
             study.set_user_attr(key, value)

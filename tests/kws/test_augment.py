@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from kws.augment import AugmentationConfig, augment, mix_at_snr, time_shift
+from kws.augment import (
+    AugmentationConfig,
+    augment,
+    can_cut_off,
+    cut_off,
+    mix_at_snr,
+    time_shift,
+    word_spans,
+)
 
 
 def test_time_shift_matches_a_zero_filled_roll() -> None:
@@ -86,8 +94,47 @@ def test_a_short_noise_recording_is_looped() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("num_views", -1), ("max_shift_ms", -1.0), ("noise_std", -0.1), ("gain", (1.0, 0.5)),
-     ("snr_db", (20.0, 0.0))],
+     ("snr_db", (20.0, 0.0)), ("cutoff_share", 1.5), ("cutoff_share", -0.1),
+     ("cutoff_visible", (0.0, 0.5)), ("cutoff_visible", (0.6, 0.2)),
+     ("cutoff_visible", (0.2, 1.0))],
 )  # fmt: skip
 def test_augmentation_config_rejects_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         AugmentationConfig(**{field: value})
+
+
+def bursts(starts: list[int], length: int = 4800) -> torch.Tensor:
+    """Rows of 16,000 samples: a 0.5-amplitude tone of ``length`` samples at each start,
+    over noise 46 dB below it (a "word" in a quiet clip)."""
+    generator = torch.Generator().manual_seed(0)
+    rows = 0.0025 * torch.randn(len(starts), 16_000, generator=generator)
+    tone = 0.5 * torch.sin(torch.arange(length) * 0.2)
+    for row, start in enumerate(starts):
+        rows[row, start : start + length] += tone
+    return rows
+
+
+def test_word_spans_find_a_tone_burst_to_the_10_ms_frame() -> None:
+    starts, ends = word_spans(bursts([0, 3200, 8000, 11_200]))
+    torch.testing.assert_close(starts, torch.tensor([0, 3200, 8000, 11_200]), rtol=0, atol=160)
+    torch.testing.assert_close(ends, starts + 4800, rtol=0, atol=160)
+
+
+def test_only_clips_with_a_word_short_of_the_whole_clip_can_be_cut_off() -> None:
+    generator = torch.Generator().manual_seed(1)
+    silent = torch.zeros(1, 16_000)
+    noise = 0.3 * torch.randn(1, 16_000, generator=generator)  # no word: loud everywhere
+    assert can_cut_off(torch.cat([bursts([4000]), silent, noise])).tolist() == [True, False, False]
+
+
+def test_cut_off_leaves_20_to_60_percent_of_the_word_at_one_edge() -> None:
+    """Measured on the output samples, independently of word_spans: where the tone is."""
+    clips = bursts([5600] * 400)
+    out = cut_off(clips, (0.2, 0.6), torch.Generator().manual_seed(0))
+    tone = out.abs() > 0.05  # the noise stays under 0.05 (20 sigma)
+    visible = tone.sum(dim=-1).float() / 4800
+    assert visible.min() >= 0.2 - 0.05 and visible.max() <= 0.6 + 0.05, visible
+    at_end = tone[:, -40:].any(dim=-1)  # the word runs into the window's end
+    at_start = tone[:, :40].any(dim=-1)
+    assert bool((at_end ^ at_start).all())
+    assert 150 < int(at_end.sum()) < 250  # either edge about half the time

@@ -4,9 +4,10 @@ A 30 s WAV file is built from held-out (test-split speaker) clips of a mid-size 
 dataset: keyword clips and other words (confusers included) at known times, 1 s or more
 apart, over the dataset's background noise. The reference model (``BASE`` with the base
 recipe) streams over it at a threshold chosen on the validation split, and must detect every
-keyword once, within 250 ms of the end of the spoken word, and nothing else (a known false
-alarm on a cut-off confuser makes this last one an expected failure, see
-docs/streaming.md); the command line must print the same detections.
+keyword once, within 250 ms of the end of the spoken word, and nothing else; the command
+line must print the same detections. Words the reference confuses with the keyword on
+whole validation clips are left out of the recording (see ``CONFUSED_RATE``); cut-off
+words, which the windows of a stream hold and whole clips never do, stay in.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ DATASET = EmbeddedDatasetConfig(
 RECIPE = dataclasses.replace(BASE_RECIPE, learning_rate=1e-3, epochs=40)
 MAX_FA_RATE = 0.05  # of validation negatives reaching the threshold; see the threshold rule
 KEYWORDS, CONFUSER_CLIPS, OTHER_CLIPS = 5, 4, 4  # placed in the recording
-# Near-homophones the reference cannot tell from "sheila" even on clips: at the threshold,
-# 9 of 10 "sheena" and 6 of 10 "shield" test clips reach it (measured). That is the model's
-# and this dataset's limit, not the detector's, so the recording leaves them out.
-HOMOPHONES = ("sheena", "shield")
+# A word of which more than this share of validation clips reach the threshold is one the
+# reference confuses with the keyword on whole clips ("sheena", "sheet", ...): a limit of the
+# model, measured by au_fa_fr and benchmarks/confusions.py, not of streaming, so the
+# recording leaves it out. Cut-off words and windows between words stay in.
+CONFUSED_RATE = 0.1
 TOLERANCE_S = 0.25  # a detection this close to a keyword's end is that keyword's
 BACKGROUND_RMS = 0.01  # -40 dBFS: audible noise between and under the words
 FRAME = 160  # samples: 10 ms frames for the word-end estimate
@@ -70,6 +72,7 @@ class Recording:
 class Reference:
     model: CRNN
     threshold: float
+    left_out: set[str]  # words the reference confuses with the keyword on whole clips
     recording: Recording
     detections: list[Detection]  # streamed over the recording read back from disk
 
@@ -85,17 +88,25 @@ def word_end_s(clip: torch.Tensor) -> float:
     return (last + 1) * FRAME / SAMPLE_RATE
 
 
-def build_recording(index, path: Path) -> Recording:
+def confused_words(index, probs: torch.Tensor, threshold: float) -> set[str]:
+    """Negative words of which over ``CONFUSED_RATE`` of the validation clips reach it."""
+    reached: dict[str, list[bool]] = {}
+    for clip, prob in zip(index.split("validation"), probs.tolist(), strict=True):
+        if clip.label == 0:
+            reached.setdefault(clip.word, []).append(prob >= threshold)
+    return {word for word, hits in reached.items() if np.mean(hits) > CONFUSED_RATE}
+
+
+def build_recording(index, path: Path, left_out: set[str]) -> Recording:
     """Test-split clips at known times, 1-1.5 s apart, over the dataset's noise; a WAV file."""
     rng = np.random.default_rng(0)
-    testing = index.split("testing")
+    testing = [c for c in index.split("testing") if c.word not in left_out]
 
     def pick(clips, count):
         return [clips[i] for i in rng.choice(len(clips), size=count, replace=False)]
 
     keywords = pick([c for c in testing if c.label == 1], KEYWORDS)
-    confusers = [c for c in testing if c.word in CONFUSERS and c.word not in HOMOPHONES]
-    confusers = pick(confusers, CONFUSER_CLIPS)
+    confusers = pick([c for c in testing if c.word in CONFUSERS], CONFUSER_CLIPS)
     others = pick([c for c in testing if c.label == 0 and c.word not in CONFUSERS], OTHER_CLIPS)
     chosen = keywords + confusers + others
     order = [chosen[i] for i in rng.permutation(len(chosen))]
@@ -135,17 +146,16 @@ def reference(tmp_path_factory) -> Reference:
 def _build_reference(folder: Path) -> Reference:
     root = generate_embedded_dataset(folder / "data", DATASET, progress=False)
     index = index_speech_commands(root)
-    features = load_or_build_features(
-        index, folder / "features", AugmentationConfig(num_views=1), progress=False
-    )
+    features = load_or_build_features(index, folder / "features", AugmentationConfig(), False)
     trained = load_or_train(features, BASE, RECIPE, folder / "models")
     model = trained.model()
     # Chosen on validation clips only: the lowest that at most 5 % of their negatives reach.
     probs = keyword_probs(model, features.features["validation"])
     threshold = threshold_for_false_alarms(probs, features.labels["validation"], MAX_FA_RATE)
-    recording = build_recording(index, folder / "recording.wav")
+    left_out = confused_words(index, probs, threshold)
+    recording = build_recording(index, folder / "recording.wav", left_out)
     detections = detect(model, read_resampled(recording.path), threshold=threshold)
-    return Reference(model, threshold, recording, detections)
+    return Reference(model, threshold, left_out, recording, detections)
 
 
 def test_each_keyword_is_detected_once_within_250_ms_of_its_end(reference: Reference) -> None:
@@ -160,11 +170,10 @@ def test_each_keyword_is_detected_once_within_250_ms_of_its_end(reference: Refer
     assert all(len(times) == 1 for times in near.values()), near
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reference fires on the window holding only the start of 'shiloh' ('shil...', "
-    "0.948; the whole word scores 0.30), above a keyword's 0.930: no threshold separates them",
-)
+def test_few_words_are_left_out(reference: Reference) -> None:
+    assert len(reference.left_out) <= len(CONFUSERS) // 2, reference.left_out
+
+
 def test_nothing_else_is_detected(reference: Reference) -> None:
     ends = reference.recording.keyword_ends_s
     elsewhere = [

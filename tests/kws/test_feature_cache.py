@@ -33,6 +33,33 @@ def test_shapes_dtypes_and_labels_follow_the_index(cached) -> None:
         assert features.labels[split].tolist() == [clip.label for clip in clips]
     assert features.training_views.shape == (2, len(index.split("training")), 40, 101)
     assert features.training_views.dtype == torch.float16
+    cutoffs = features.cutoff_views
+    assert cutoffs.shape[0] == 3 and cutoffs.shape[2:] == (40, 101)
+    # 15 % of the training clips, less the few whose word could not be told from the noise.
+    assert (
+        0.1 * len(index.split("training"))
+        <= cutoffs.shape[1]
+        <= 0.15 * len(index.split("training")) + 1
+    )
+    assert cutoffs.dtype == torch.float16
+
+
+def test_cut_off_words_are_quieter_than_whole_words(cached) -> None:
+    """A cut-off word keeps 20-60 % of the word, so fewer loud frames than the clip's."""
+    _, _, features = cached
+
+    def loud_frames(spectrograms: torch.Tensor) -> torch.Tensor:
+        energy = spectrograms.float().exp().sum(dim=1)  # (N, frames): mel power per frame
+        return (energy >= 0.1 * energy.amax(dim=1, keepdim=True)).sum(dim=1).float()
+
+    clean = features.features["training"]
+    assert loud_frames(features.cutoff_views[0]).median() < 0.7 * loud_frames(clean).median()
+
+
+def test_no_cut_off_words_when_the_share_is_zero(tiny_embedded: Path) -> None:
+    index = index_speech_commands(tiny_embedded)
+    features = build_features(index, AugmentationConfig(num_views=1, cutoff_share=0.0), False)
+    assert features.cutoff_views.shape == (2, 0, 40, 101)
 
 
 def test_clean_features_equal_log_mel_of_the_wav_read_independently(cached) -> None:
@@ -71,6 +98,7 @@ def test_builds_are_deterministic(cached) -> None:
     index, _, features = cached
     rebuilt = build_features(index, SMALL, progress=False)
     assert torch.equal(rebuilt.training_views, features.training_views)
+    assert torch.equal(rebuilt.cutoff_views, features.cutoff_views)
     for split in SPLITS:
         assert torch.equal(rebuilt.features[split], features.features[split])
 

@@ -8,7 +8,7 @@ import torch
 import kws.reference
 from kws.metrics import au_fa_fr
 from kws.model import CRNNConfig
-from kws.reference import load_or_train, model_cache_path, training_views
+from kws.reference import load_or_train, model_cache_path, training_labels, training_views
 from kws.training import TrainConfig, keyword_probs, predict_logits
 
 TOY = CRNNConfig(
@@ -49,6 +49,20 @@ def test_view_logits_are_the_models_logits_on_every_view(tiny_features, trained)
     model = trained.model()
     for view, logits in zip(views, trained.view_logits, strict=True):
         torch.testing.assert_close(predict_logits(model, view), logits)
+
+
+def test_training_rows_are_the_clips_then_the_cut_off_words_labelled_0(tiny_features) -> None:
+    views = training_views(tiny_features)
+    clips = len(tiny_features.labels["training"])
+    cutoffs = tiny_features.cutoff_views.shape[1]
+    assert cutoffs > 0
+    assert views.shape[:2] == (2, clips + cutoffs)
+    assert torch.equal(views[0, :clips], tiny_features.features["training"])
+    assert torch.equal(views[1, :clips], tiny_features.training_views[0])
+    assert torch.equal(views[:, clips:], tiny_features.cutoff_views)
+    labels = training_labels(tiny_features)
+    assert torch.equal(labels[:clips], tiny_features.labels["training"])
+    assert labels[clips:].tolist() == [0] * cutoffs
 
 
 def test_metrics_are_those_of_the_restored_model(tiny_features, trained) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import kws.training
 from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
 from kws.training import (
@@ -190,3 +191,19 @@ def test_distillation_trains_with_teacher_logits(data: TrainingData) -> None:
     plain = train(TOY, FAST, with_teacher)
     distilled = train(TOY, dataclasses.replace(FAST, alpha=0.7, temperature=4.0), with_teacher)
     assert distilled.history[0].train_loss != plain.history[0].train_loss
+
+
+def test_an_epoch_draws_one_example_per_clip_from_clips_and_cut_offs(
+    data: TrainingData, monkeypatch
+) -> None:
+    """The cut-off rows are drawn among the clips' examples, not added to the epoch."""
+    assert 0 < data.num_clips < data.views.shape[1]  # the toy features hold cut-offs
+    drawn: list[torch.Tensor] = []
+
+    def counting_loss(student_logits, targets, *args):
+        drawn.append(targets)
+        return distillation_loss(student_logits, targets, *args)
+
+    monkeypatch.setattr(kws.training, "distillation_loss", counting_loss)
+    train(TOY, dataclasses.replace(FAST, epochs=1, epoch_examples=0), data)
+    assert sum(len(t) for t in drawn) == data.num_clips

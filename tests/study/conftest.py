@@ -59,6 +59,7 @@ def cli_args() -> Callable[[StudySettings], list[str]]:
             "--data", settings.data, "--max-epochs", str(settings.max_epochs),
             "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
             "--model-dir", settings.model_dir, "--pruner", settings.pruner,
+            "--reference-seeds", str(settings.reference_seeds),
             "--artifact-dir", settings.artifact_dir,
             "--heartbeat-interval", str(settings.heartbeat_interval),
             "--grace-period", str(settings.grace_period), "--no-progress",

@@ -21,11 +21,10 @@ import pytest
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
+from study.attributes import FINISHED
 from study.runner import WORKER, prepare
 from study.settings import StudySettings
 from study.storage import make_storage
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def _trials(settings: StudySettings) -> list[FrozenTrial]:

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from study.attributes import AU_FA_FR, BAR
 from study.export import TORCHSCRIPT_FILE, ExportError, export_best, load_weights, read_export
-from study.runner import open_study, run
+from study.runner import open_study, prepare, run
 from study.search_space import WARM_START
 from study.settings import StudySettings
 from study.storage import make_storage
@@ -247,3 +247,20 @@ def test_every_worker_judges_trials_against_the_study_bar(settings) -> None:
     later = [t for t in study.trials if t.number >= 3 and t.state != TrialState.FAIL]
     assert later
     assert all(t.user_attrs[BAR] == bar * 2 for t in later)
+
+
+def test_the_bar_is_1_1_x_the_mean_reference_over_its_seeds(settings) -> None:
+    prepared = prepare(settings)
+    seeds = [reference.recipe.seed for reference in prepared.references]
+    assert seeds == [settings.seed, settings.seed + 1, settings.seed + 2]
+    values = [reference.val_au_fa_fr for reference in prepared.references]
+    assert len(set(values)) == 3, "three seeds gave one model: the mean proves nothing"
+    assert prepared.bar == pytest.approx(1.1 * sum(values) / 3, rel=1e-12)
+    assert prepared.reference is prepared.references[0]  # the teacher: the study's own seed
+
+    single = prepare(dataclasses.replace(settings, reference_seeds=1))
+    assert single.bar == pytest.approx(1.1 * values[0], rel=1e-12)
+
+    study = run(dataclasses.replace(settings, trials=1))
+    assert study.user_attrs[BAR] == pytest.approx(prepared.bar, rel=1e-12)
+    assert study.user_attrs["reference_val_au_fa_fr_seeds"] == pytest.approx(values)
