@@ -9,8 +9,9 @@ Cut-off words (:func:`cut_off`) are extra negatives for streaming. A detector sl
 window over speech sees every word cut by the window's edges, which whole-word training
 clips never show: a reference trained on them alone fired at 0.95 on a window holding only
 "shil..." of "shiloh" (docs/streaming.md). So each view also gets a share of clips moved
-until only 20-60 % of the spoken word is left inside the window, keyword clips included:
-"shei..." is not yet "sheila", and the keyword should fire once it is whole.
+until only 20-90 % of the spoken word is left inside the window, keyword clips included
+with at most 60 % left: "shei..." is not yet "sheila", and the keyword should fire once it
+is (nearly) whole.
 """
 
 from __future__ import annotations

@@ -138,3 +138,13 @@ def test_cut_off_leaves_20_to_60_percent_of_the_word_at_one_edge() -> None:
     at_start = tone[:, :40].any(dim=-1)
     assert bool((at_end ^ at_start).all())
     assert 150 < int(at_end.sum()) < 250  # either edge about half the time
+
+
+def test_cut_off_takes_a_bound_per_row() -> None:
+    """Keyword rows get a lower ceiling than other words (keyword_cutoff_visible)."""
+    clips = bursts([5600] * 400)
+    highs = torch.tensor([0.3] * 200 + [0.9] * 200)
+    out = cut_off(clips, (0.2, highs), torch.Generator().manual_seed(0))
+    visible = (out.abs() > 0.05).sum(dim=-1).float() / 4800
+    assert visible[:200].max() <= 0.3 + 0.05
+    assert visible[200:].max() > 0.8
