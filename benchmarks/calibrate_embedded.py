@@ -62,6 +62,12 @@ def main() -> None:
     parser.add_argument("--keyword-share", type=float, default=defaults.keyword_share)
     parser.add_argument("--confuser-share", type=float, default=defaults.confuser_share)
     parser.add_argument("--snr-low", type=float, default=defaults.snr_db[0])
+    parser.add_argument(
+        "--cutoff-share",
+        type=float,
+        default=AugmentationConfig.cutoff_share,
+        help="cut-off words per training view, as a share of the training clips",
+    )
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--student-lr", type=float, default=3e-3)
@@ -82,7 +88,8 @@ def main() -> None:
     )
     start = time.perf_counter()
     index = index_speech_commands(ensure_embedded_dataset(args.out / "data", config, False))
-    features = load_or_build_features(index, args.out / "features", AugmentationConfig(), False)
+    augmentation = AugmentationConfig(cutoff_share=args.cutoff_share)
+    features = load_or_build_features(index, args.out / "features", augmentation, False)
     sizes = {split: len(labels) for split, labels in features.labels.items()}
     positives = {split: int(labels.sum()) for split, labels in features.labels.items()}
     print(f"dataset {config.key()}: clips {sizes}, keyword clips {positives}, "
