@@ -115,12 +115,19 @@ class StreamingDetector:
         self._kernel, self._stride = config.kernel_size[1], config.stride[1]  # time, frames
         # Frame i covers window samples [HOP i - PAD, HOP i + PAD): interior frames avoid the
         # reflect padding; a conv column is interior when all its kt frames are.
-        starts = [HOP_LENGTH * i - PAD for i in range(self.frames)]
-        self._interior = [s >= 0 and s + N_FFT <= self.window for s in starts]
-        self._column_interior = [
-            all(self._interior[j * self._stride : j * self._stride + self._kernel])
-            for j in range(self.columns)
+        interior = [
+            i for i in range(self.frames) if 0 <= HOP_LENGTH * i - PAD <= self.window - N_FFT
         ]
+        self._interior_frames = range(interior[0], interior[-1] + 1) if interior else range(0)
+        interior_columns = [
+            j
+            for j in range(self.columns)
+            if j * self._stride in self._interior_frames
+            and j * self._stride + self._kernel - 1 in self._interior_frames
+        ]
+        self._interior_columns = (
+            range(interior_columns[0], interior_columns[-1] + 1) if interior_columns else range(0)
+        )
         self._smoothing: deque[float] = deque(maxlen=smooth)
         self.first_end_s = math.ceil(self.window / self.chunk) * self.chunk / SAMPLE_RATE
         self.chunk_s = self.chunk / SAMPLE_RATE
@@ -133,8 +140,10 @@ class StreamingDetector:
         self._received = 0  # samples pushed since the start
         self._covered = 0  # end of the last scored window, samples
         self._next_end = math.ceil(self.window / self.chunk) * self.chunk  # samples
-        self._frame_cache: dict[int, torch.Tensor] = {}  # frame start sample -> (n_mels,)
-        self._column_cache: dict[int, torch.Tensor] = {}  # first frame start -> (C F',)
+        # Per grid (window start modulo a hop, or modulo a conv column's hops): the last
+        # window on it, as (start sample, log-mel (n_mels, frames) or conv (C F', T')).
+        self._frame_windows: dict[int, tuple[int, torch.Tensor]] = {}
+        self._column_windows: dict[int, tuple[int, torch.Tensor]] = {}
         self._smoothing.clear()
         self.frames_computed = 0
         self.columns_computed = 0
@@ -198,30 +207,56 @@ class StreamingDetector:
         return float(torch.softmax(logits.float(), dim=-1)[0, 1])
 
     def _features(self, window: torch.Tensor, start: int) -> torch.Tensor:
-        """Log-mel ``(n_mels, frames)`` of the window: cached interior frames, the rest new."""
-        first = start - PAD  # absolute start sample of frame 0 (before the window)
-        keys = [first + HOP_LENGTH * i for i in range(self.frames)]
-        missing = [
-            i
-            for i in range(self.frames)
-            if not (self._interior[i] and keys[i] in self._frame_cache)
-        ]
-        fresh = {}
+        """Log-mel ``(n_mels, frames)`` of the window: interior frames of an earlier window
+        on the same frame grid, the rest new."""
+        reused, previous = self._reusable(
+            self._frame_windows, start, HOP_LENGTH, self._interior_frames
+        )
+        features = torch.empty((self._filterbank.shape[1], self.frames), device=self.device)
+        if reused:
+            first, last, shift = reused
+            features[:, first:last] = previous[:, first + shift : last + shift]
+        missing = self._outside(reused, self.frames)
         if missing:
             padded = F.pad(window.view(1, 1, -1), (PAD, PAD), mode="reflect").view(-1)
             rows = padded.unfold(0, N_FFT, HOP_LENGTH)[missing]  # (K, N_FFT)
-            new = self._log_mel(rows)  # (K, n_mels)
+            features[:, missing] = self._log_mel(rows).T
             self.frames_computed += len(missing)
-            for row, i in enumerate(missing):
-                fresh[i] = new[row]
-                if self._interior[i]:
-                    self._frame_cache[keys[i]] = new[row]
-        # Frames before this window's start are never read again (windows only move on).
-        self._frame_cache = {k: v for k, v in self._frame_cache.items() if k >= start}
-        return torch.stack(
-            [fresh[i] if i in fresh else self._frame_cache[keys[i]] for i in range(self.frames)],
-            dim=1,
-        )
+        self._frame_windows[start % HOP_LENGTH] = (start, features)
+        return features
+
+    def _reusable(
+        self,
+        cache: dict[int, tuple[int, torch.Tensor]],
+        start: int,
+        step: int,
+        interior: range,
+    ) -> tuple[tuple[int, int, int] | None, torch.Tensor]:
+        """What a window starting at ``start`` can copy from the last window on its grid.
+
+        ``cache`` maps a grid (start modulo ``step`` samples, one frame or conv column) to
+        that grid's last window start and its tensor ``(..., positions)``. Position ``i``
+        here is position ``i + shift`` there, ``shift`` = (start - its start) / step, and
+        both must lie in ``interior``, which reads no padding. Returns ``(first, last,
+        shift)`` for positions ``[first, last)``, or None, with the earlier tensor. Entries
+        of windows that end before this one starts are dropped: windows only move on.
+        """
+        for key in [k for k, (begin, _) in cache.items() if begin + self.window <= start]:
+            del cache[key]
+        earlier = cache.get(start % step)
+        if earlier is None:
+            return None, torch.empty(0)
+        shift = (start - earlier[0]) // step
+        first, last = interior.start, interior.stop - shift
+        return ((first, last, shift) if last > first else None), earlier[1]
+
+    @staticmethod
+    def _outside(reused: tuple[int, int, int] | None, count: int) -> list[int]:
+        """Positions ``0 .. count - 1`` not in the reused range."""
+        if reused is None:
+            return list(range(count))
+        first, last, _ = reused
+        return [*range(first), *range(last, count)]
 
     def _log_mel(self, rows: torch.Tensor) -> torch.Tensor:
         """``(K, N_FFT)`` frames of samples to ``(K, n_mels)``, as torchaudio computes them."""
@@ -238,29 +273,24 @@ class StreamingDetector:
         return torch.log((power @ self._filterbank).clamp(*LOG_CLAMP))
 
     def _conv_columns(self, features: torch.Tensor, start: int) -> torch.Tensor:
-        """Conv output ``(C F', T')`` of the window: cached interior columns, the rest new."""
-        first = start - PAD
-        keys = [first + HOP_LENGTH * self._stride * j for j in range(self.columns)]
-        missing = [
-            j
-            for j in range(self.columns)
-            if not (self._column_interior[j] and keys[j] in self._column_cache)
-        ]
-        fresh = {}
-        if missing:
-            patches = features.unfold(1, self._kernel, self._stride)[:, missing]  # (F, K, kt)
-            conv = self.model.conv[0](patches.permute(1, 0, 2).unsqueeze(1))  # (K, C, F', 1)
-            new = conv.reshape(len(missing), -1)  # (K, C F'), the model's flatten order
-            self.columns_computed += len(missing)
-            for row, j in enumerate(missing):
-                fresh[j] = new[row]
-                if self._column_interior[j]:
-                    self._column_cache[keys[j]] = new[row]
-        self._column_cache = {k: v for k, v in self._column_cache.items() if k >= start}
-        return torch.stack(
-            [fresh[j] if j in fresh else self._column_cache[keys[j]] for j in range(self.columns)],
-            dim=1,
-        )
+        """Conv output ``(C F', T')`` of the window: interior columns of an earlier window on
+        the same column grid, the rest new."""
+        step = HOP_LENGTH * self._stride
+        reused, previous = self._reusable(self._column_windows, start, step, self._interior_columns)
+        missing = self._outside(reused, self.columns)
+        patches = features.unfold(1, self._kernel, self._stride)[:, missing]  # (F, K, kt)
+        conv = self.model.conv[0](patches.permute(1, 0, 2).unsqueeze(1))  # (K, C, F', 1)
+        new = conv.reshape(len(missing), -1).T  # (C F', K), the model's flatten order
+        self.columns_computed += len(missing)
+        if reused is None:
+            columns = new.contiguous()  # (C F', T') in memory: _score relies on the layout
+        else:
+            first, last, shift = reused
+            columns = torch.empty((new.shape[0], self.columns), dtype=new.dtype, device=new.device)
+            columns[:, first:last] = previous[:, first + shift : last + shift]
+            columns[:, missing] = new
+        self._column_windows[start % step] = (start, columns)
+        return columns
 
 
 def detect(
