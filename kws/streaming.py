@@ -9,17 +9,18 @@ next is only what does not depend on where the window starts:
 - **Reused: interior log-mel frames.** The offline front end centres its frames (reflect
   padding of 200 samples at both ends of the window), so frame ``i`` covers window samples
   ``[160 i - 200, 160 i + 200)``. A frame wholly inside the window (1 s: frames 2..98 of
-  0..100) is a function of those 400 samples alone, and is cached under its absolute start
-  sample. A later window whose frame grid lands on the same samples reads it back. When the
-  chunk is a multiple of the 160-sample hop every window shares the grid of the one before
-  and only ``chunk / 160`` new interior frames are computed; other chunks (e.g. 1000
-  samples) cycle through a few grids and reuse the frames of the window a few chunks back.
+  0..100) is a function of those 400 samples alone. The last window on each frame grid
+  (start modulo the 160-sample hop) is kept, and a later window on the same grid copies the
+  interior frames they share as one slice. When the chunk is a multiple of the hop every
+  window shares the grid of the one before and only ``chunk / 160`` new interior frames
+  are computed; other chunks (e.g. 1000 samples) cycle through a few grids and reuse the
+  frames of the window a few chunks back.
 - **Recomputed: edge frames.** The first two and last two frames of a window read the
   window's reflect padding, so they are recomputed for every window.
 - **Reused: interior conv columns.** Conv output column ``j`` reads frames
-  ``[j st, j st + kt)``; when all of them are interior frames it is cached under its first
-  frame's absolute start, and reused when a later window's conv grid lands there (the
-  window moved by a multiple of ``160 st`` samples). Other columns are recomputed.
+  ``[j st, j st + kt)``; when all of them are interior frames it is copied from the last
+  window on the same conv grid (the window moved by a multiple of ``160 st`` samples).
+  Other columns are recomputed.
 - **Recomputed: GRU, attention and classifier, for every window.** The offline model runs
   its GRU from a zero state over exactly the window's conv columns and pools over all of
   them; carrying the GRU state across windows would score a different (unbounded) input
