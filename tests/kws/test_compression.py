@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import random
 import warnings
 import zipfile
 
 import pytest
 import torch
+from crnn_configs import random_config
 from torch.utils.flop_counter import FlopCounterMode
 
 from kws import compression
@@ -32,19 +32,6 @@ with warnings.catch_warnings():
     thop = pytest.importorskip("thop")
 
 MIB = 2**20
-
-
-def random_config(seed: int) -> CRNNConfig:
-    """A random valid architecture; every kernel fits 40 mel bands x 201 frames (and 101)."""
-    rng = random.Random(seed)
-    return CRNNConfig(
-        cnn_out_channels=rng.randint(1, 16),
-        kernel_size=(rng.randint(3, 11), rng.randint(5, 25)),
-        stride=(rng.randint(1, 8), rng.randint(4, 16)),
-        gru_num_layers=rng.randint(1, 2),
-        hidden_size=rng.randint(4, 48),
-        bidirectional=rng.random() < 0.5,
-    )
 
 
 # The bidirectional base is added by hand: it is the case where a second GRU layer reads

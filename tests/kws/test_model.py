@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
 
 import numpy as np
 import pytest
 import torch
+from crnn_configs import random_config
 
 from kws.model import BASE, CRNN, AttentionPooling, CRNNConfig
 
@@ -52,19 +52,6 @@ def closed_form_params(config: CRNNConfig) -> int:
     attention = d * d + d + d + 1
     classifier = d * config.num_classes + config.num_classes
     return conv + gru + attention + classifier
-
-
-def random_config(seed: int) -> CRNNConfig:
-    """A config drawn from the ranges the search explores."""
-    rng = random.Random(seed)
-    return CRNNConfig(
-        cnn_out_channels=rng.randint(1, 16),
-        kernel_size=(rng.randint(3, 11), rng.randint(5, 25)),
-        stride=(rng.randint(1, 8), rng.randint(4, 16)),
-        gru_num_layers=rng.randint(1, 2),
-        hidden_size=rng.randint(4, 48),
-        bidirectional=rng.random() < 0.5,
-    )
 
 
 # Seeds 8..19 happen to draw every (layers, bidirectional) combination (checked below).
