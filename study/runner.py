@@ -73,7 +73,7 @@ class Prepared:
     @property
     def reference_val_au_fa_fr(self) -> float:
         """Mean over the reference seeds: what the bar is 1.1 x."""
-        return statistics.fmean(r.val_au_fa_fr for r in self.references)
+        return _mean_val_au_fa_fr(self.references)
 
     @property
     def reference_test_au_fa_fr(self) -> float:
@@ -100,9 +100,12 @@ def prepare(settings: StudySettings) -> Prepared:
         )
         for seed in tqdm(seeds, desc="reference (BASE) seeds", disable=not progress)
     )
-    prepared = Prepared(features=features, references=references, bar=0.0)
-    bar = settings.max_au_fa_fr or 1.1 * prepared.reference_val_au_fa_fr
-    return dataclasses.replace(prepared, bar=bar)
+    bar = settings.max_au_fa_fr or 1.1 * _mean_val_au_fa_fr(references)
+    return Prepared(features=features, references=references, bar=bar)
+
+
+def _mean_val_au_fa_fr(references: tuple[TrainedModel, ...]) -> float:
+    return statistics.fmean(r.val_au_fa_fr for r in references)
 
 
 def student_recipe(settings: StudySettings) -> TrainConfig:
