@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import functools
 import math
 import multiprocessing
@@ -43,13 +44,14 @@ from study.records import artifact_store
 from study.sampler import make_sampler
 from study.search_space import WARM_START
 from study.settings import StudySettings
-from study.storage import make_storage, quiet_optuna
+from study.storage import MAX_RETRY, make_storage, quiet_optuna
 
 METRIC_NAME = "penalized_score"
 POLL_S = 2.0  # how often a waiting worker and the progress monitor look at the storage
 SURPLUS = "surplus"  # user attribute of a trial failed for exceeding --trials
 WORKER = "worker"  # user attribute: which process ran the trial, as host:pid
 FIGURES_EVERY = 10  # finished trials between two redraws of the dashboard's figures
+RETRY_WINDOW_S = 30.0  # longest a stale trial's retry may take to be enqueued
 MAX_FAILURES_IN_A_ROW = 10  # a worker whose trials all fail stops instead of looping
 
 
@@ -156,11 +158,14 @@ def _budget_guard(
 
     def guarded(trial: optuna.Trial) -> float:
         trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
-        earlier = trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        # A waiting trial with a smaller number (a dead worker's retry, enqueued while this
+        # trial was being created) is popped before any new trial, so it holds its place.
+        earlier = trial.study.get_trials(
+            deepcopy=False, states=(*FINISHED, TrialState.RUNNING, TrialState.WAITING)
+        )
         if sum(t.number < trial.number for t in earlier) >= trials:
             trial.set_user_attr("fail_reason", f"the study already has {trials} trials")
             trial.set_user_attr(SURPLUS, True)
-            trial.study.stop()
             raise StudyFullError(f"the study already has {trials} trials")
         try:
             return objective(trial)
@@ -200,9 +205,9 @@ def run_worker(
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
     failures_in_a_row = 0
     while True:
-        states = [t.state for t in study.get_trials(deepcopy=False)]
-        finished = sum(state in FINISHED for state in states)
-        running = states.count(TrialState.RUNNING)
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state in FINISHED for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials) + awaiting_retry(trials)
         if finished >= settings.trials:
             return
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -231,6 +236,29 @@ def run_worker(
         if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
             reason = last.user_attrs.get("fail_reason", "see the study's failed trials")
             raise RuntimeError(f"{failures_in_a_row} trials in a row failed; the last: {reason}")
+
+
+def awaiting_retry(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """How many dead workers' trials were just failed and will be enqueued again.
+
+    Optuna fails a stale trial and enqueues its retry in two steps; in between, the trial
+    still holds its place in the budget, or a new trial would take it and the retry would
+    be left waiting. A failure of our own has a ``fail_reason``; one left without a retry
+    for longer than :data:`RETRY_WINDOW_S` (its worker died in between) stops counting.
+    """
+    # Optuna stores each machine's local time: a clock or time-zone difference between
+    # machines only moves a failure out of the window, back to Optuna's own behaviour.
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    now = datetime.datetime.now()
+    return sum(
+        t.state == TrialState.FAIL
+        and "fail_reason" not in t.user_attrs
+        and t.number not in retried
+        and len(t.system_attrs.get("retry_history", ())) < MAX_RETRY
+        and t.datetime_complete is not None
+        and abs((now - t.datetime_complete).total_seconds()) < RETRY_WINDOW_S
+        for t in trials
+    )
 
 
 def _record(

@@ -25,6 +25,7 @@ HEARTBEAT_INTERVAL_S = 10
 GRACE_PERIOD_S = 60
 SQLITE_LOCK_TIMEOUT_S = 60
 SCHEMA_RACE_ATTEMPTS = 5
+MAX_RETRY = 1  # a dead worker's trial is run again once; a retry that dies is not
 
 
 def make_storage(
@@ -61,7 +62,9 @@ def make_storage(
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=MAX_RETRY
+                ),
             )
 
     for attempt in range(1, SCHEMA_RACE_ATTEMPTS):
