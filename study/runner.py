@@ -43,7 +43,7 @@ from study.pruning import make_pruner
 from study.records import artifact_store
 from study.sampler import make_sampler
 from study.search_space import WARM_START
-from study.settings import StudySettings
+from study.settings import StudySettings, changed_trial_fields
 from study.storage import MAX_RETRY, make_storage, quiet_optuna
 
 METRIC_NAME = "penalized_score"
@@ -383,9 +383,29 @@ def with_study_bar(study: optuna.Study, prepared: Prepared) -> Prepared:
     return dataclasses.replace(prepared, bar=bar)
 
 
+def check_continuation(settings: StudySettings) -> None:
+    """Refuse to continue an existing study with other :data:`TRIAL_FIELDS` values.
+
+    Checked before any preparation, so a mistyped flag costs nothing.
+    """
+    storage = make_storage(settings.storage, settings.heartbeat_interval, settings.grace_period)
+    try:
+        recorded = optuna.load_study(study_name=settings.name, storage=storage).user_attrs
+    except KeyError:  # a new study
+        return
+    changes = changed_trial_fields(recorded.get("settings", {}), settings)
+    if changes:
+        raise ValueError(
+            f"study '{settings.name}' in {settings.storage} was created with other settings "
+            f"({'; '.join(changes)}): its trials would not be comparable. Rerun with the "
+            "study's values, or start a new study with --study-name"
+        )
+
+
 def run(settings: StudySettings) -> optuna.Study:
     """Prepare, open the study, enqueue the warm start, run the workers, return the study."""
     quiet_optuna()
+    check_continuation(settings)
     configure_threads(settings.n_jobs)
     prepared = prepare(settings)
     study, created = create_or_load(settings)

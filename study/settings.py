@@ -17,6 +17,11 @@ from study.storage import (
     default_study_name,
 )
 
+# What a trial trains on, for how long, and the bar it is judged by: a study holds one value
+# of each, or its trials are not comparable (and export retrains with the recorded ones).
+# The others (trials, timeout, n_jobs, device, pruner, paths) may change between runs.
+TRIAL_FIELDS = ("data", "keyword", "seed", "max_epochs", "max_au_fa_fr", "reference_seeds")
+
 
 @dataclass(frozen=True)
 class StudySettings:
@@ -77,3 +82,13 @@ class StudySettings:
     def from_dict(cls, data: dict[str, Any]) -> StudySettings:
         """Build from a dict (e.g. read from JSON); unknown keys are rejected by name."""
         return config_from_dict(cls, data)
+
+
+def changed_trial_fields(recorded: dict[str, Any], settings: StudySettings) -> list[str]:
+    """``--flag recorded -> now`` for each of :data:`TRIAL_FIELDS` that differs from the
+    settings a study was created with (``recorded``, its ``settings`` attribute)."""
+    return [
+        f"--{name.replace('_', '-')} {recorded[name]} -> {getattr(settings, name)}"
+        for name in TRIAL_FIELDS
+        if name in recorded and recorded[name] != getattr(settings, name)
+    ]

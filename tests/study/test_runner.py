@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from study.attributes import AU_FA_FR, BAR
 from study.export import TORCHSCRIPT_FILE, ExportError, export_best, load_weights, read_export
-from study.runner import open_study, prepare, run
+from study.runner import check_continuation, open_study, prepare, run
 from study.search_space import WARM_START
 from study.settings import StudySettings
 from study.storage import make_storage
@@ -264,3 +264,27 @@ def test_the_bar_is_1_1_x_the_mean_reference_over_its_seeds(settings) -> None:
     study = run(dataclasses.replace(settings, trials=1))
     assert study.user_attrs[BAR] == pytest.approx(prepared.bar, rel=1e-12)
     assert study.user_attrs["reference_val_au_fa_fr_seeds"] == pytest.approx(values)
+
+
+def test_continuing_a_study_with_other_trial_settings_is_refused_before_any_work(
+    settings: StudySettings, cli_args, tmp_path: Path
+) -> None:
+    created = dataclasses.replace(
+        settings,
+        data_dir=str(tmp_path / "data"),
+        feature_dir=str(tmp_path / "features"),
+        model_dir=str(tmp_path / "models"),
+    )
+    study = optuna.create_study(study_name=created.name, storage=make_storage(created.storage))
+    study.set_user_attr("settings", created.to_dict())
+    # Budget, pruner and paths may change between runs of one study.
+    check_continuation(dataclasses.replace(created, trials=50, pruner="none", n_jobs=2))
+
+    changed = dataclasses.replace(created, max_epochs=created.max_epochs + 1, reference_seeds=1)
+    result = subprocess.run(cli_args(changed), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert f"--max-epochs {created.max_epochs} -> {created.max_epochs + 1}" in result.stderr
+    assert "--reference-seeds 3 -> 1" in result.stderr
+    assert "--study-name" in result.stderr and "Traceback" not in result.stderr
+    # Refused before preparing anything: no dataset, features or reference were made.
+    assert not any((tmp_path / name).exists() for name in ("data", "features", "models"))
