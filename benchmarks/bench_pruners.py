@@ -1,6 +1,7 @@
 """Pruners compared at the same time budget on the embedded dataset, one study each.
 
     python benchmarks/bench_pruners.py [--budget 240] [--out /tmp/kws-bench-pruners]
+        [--seed 0] [--only median+skip median successive-halving+skip]
 
 Runs the study with each pruner (none, median, successive halving, hyperband), all with
 skip-hopeless, and the default pruner without it, each for --budget seconds of trials after a shared
@@ -23,11 +24,26 @@ from study.runner import prepare, run
 from study.settings import StudySettings
 
 
+def _variant(token: str, parser: argparse.ArgumentParser) -> tuple[str, bool]:
+    """``"median+skip"`` -> ("median", True); ``"median"`` -> ("median", False)."""
+    name = token.removesuffix("+skip")
+    if name not in PRUNERS:
+        parser.error(f"--only: unknown pruner {name!r} (choices: {', '.join(PRUNERS)})")
+    return name, token.endswith("+skip")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=240.0, help="seconds per study")
     parser.add_argument("--out", type=Path, default=Path("/tmp/kws-bench-pruners"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="dataset, reference and sampler")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PRUNER[+skip]",
+        help="run only these variants: a pruner name, with '+skip' for skip-hopeless "
+        f"(choices {', '.join(PRUNERS)}; default: each with +skip, and {DEFAULT_PRUNER})",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     base = StudySettings(
@@ -40,6 +56,8 @@ def main() -> None:
     prepare(base)  # caches under storage/: not part of any study's budget
 
     variants = [(name, True) for name in PRUNERS] + [(DEFAULT_PRUNER, False)]
+    if args.only:
+        variants = [_variant(token, parser) for token in args.only]
     header = ("pruner", "finished", "pruned", "feasible", "best value")
     print(f"{header[0]:28s} {header[1]:>8s} {header[2]:>6s} {header[3]:>8s} {header[4]:>10s}")
     for pruner, skip in variants:

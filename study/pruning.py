@@ -18,7 +18,7 @@ PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
         min_resource=2, max_resource=max_epochs, reduction_factor=3
     ),
 }
-DEFAULT_PRUNER = "median"  # with skip-hopeless: most trials and the best student in 600 s
+DEFAULT_PRUNER = "median"  # best with skip-hopeless on the previous dataset; not on every seed now
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
