@@ -7,5 +7,6 @@ AU_FA_FR = "au_fa_fr"  # best validation au_fa_fr so far; the deployed model's w
 BAR = "au_fa_fr_bar"
 FEASIBLE = "feasible"
 PRUNED_REASON = "pruning_reason"
+FAIL_REASON = "fail_reason"  # why a trial failed; absent when its worker died first
 UNMEASURED_AU_FA_FR = 1.0  # recorded for a trial skipped before training
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # count towards --trials; plotted

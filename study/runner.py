@@ -36,7 +36,7 @@ from kws.model import BASE
 from kws.reference import TrainedModel, load_or_train, training_data
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
-from study.attributes import AU_FA_FR, BAR, FINISHED, PRUNED_REASON
+from study.attributes import AU_FA_FR, BAR, FAIL_REASON, FINISHED, PRUNED_REASON
 from study.figures import best_trial_curve, reference_attributes, save_figures, study_figures
 from study.objective import Objective, best_feasible
 from study.pruning import make_pruner
@@ -164,7 +164,7 @@ def _budget_guard(
             deepcopy=False, states=(*FINISHED, TrialState.RUNNING, TrialState.WAITING)
         )
         if sum(t.number < trial.number for t in earlier) >= trials:
-            trial.set_user_attr("fail_reason", f"the study already has {trials} trials")
+            trial.set_user_attr(FAIL_REASON, f"the study already has {trials} trials")
             trial.set_user_attr(SURPLUS, True)
             raise StudyFullError(f"the study already has {trials} trials")
         try:
@@ -173,10 +173,10 @@ def _budget_guard(
             raise
         except KeyboardInterrupt:
             # Recorded so that no worker takes it for a dead worker's trial awaiting retry.
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            trial.set_user_attr(FAIL_REASON, "interrupted (Ctrl-C)")
             raise
         except Exception as error:
-            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
+            trial.set_user_attr(FAIL_REASON, f"{type(error).__name__}: {error}")
             raise
 
     return guarded
@@ -238,7 +238,7 @@ def run_worker(
         last = ended[-1]
         failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
         if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-            reason = last.user_attrs.get("fail_reason", "see the study's failed trials")
+            reason = last.user_attrs.get(FAIL_REASON, "see the study's failed trials")
             raise RuntimeError(f"{failures_in_a_row} trials in a row failed; the last: {reason}")
 
 
@@ -256,7 +256,7 @@ def awaiting_retry(trials: list[optuna.trial.FrozenTrial]) -> int:
     now = datetime.datetime.now()
     return sum(
         t.state == TrialState.FAIL
-        and "fail_reason" not in t.user_attrs
+        and FAIL_REASON not in t.user_attrs
         and t.number not in retried
         and len(t.system_attrs.get("retry_history", ())) < MAX_RETRY
         and t.datetime_complete is not None
@@ -283,7 +283,7 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
     attrs, params = trial.user_attrs, trial.params
     head = f"trial {trial.number:3d} {trial.state.name:8s}"
     if trial.state == TrialState.FAIL:
-        return f"{head} {attrs.get('fail_reason', 'failed')}"
+        return f"{head} {attrs.get(FAIL_REASON, 'failed')}"
     arch = (
         f"{params.get('cnn_out_channels')}ch k({params.get('kernel_freq')},"
         f"{params.get('kernel_time')}) s({params.get('stride_freq')},{params.get('stride_time')})"
