@@ -171,10 +171,6 @@ def _budget_guard(
             return objective(trial)
         except optuna.TrialPruned:
             raise
-        except KeyboardInterrupt:
-            # Recorded so that no worker takes it for a dead worker's trial awaiting retry.
-            trial.set_user_attr(FAIL_REASON, "interrupted (Ctrl-C)")
-            raise
         except Exception as error:
             trial.set_user_attr(FAIL_REASON, f"{type(error).__name__}: {error}")
             raise

@@ -100,17 +100,3 @@ def test_a_stale_trial_holds_its_place_until_its_retry_is_enqueued() -> None:
 )
 def test_failures_that_get_no_retry_hold_no_place(trial) -> None:
     assert awaiting_retry([trial]) == 0
-
-
-def test_an_interrupted_trial_records_why_and_holds_no_place(tmp_path) -> None:
-    study = _study(tmp_path)
-
-    def interrupted(trial: optuna.Trial) -> float:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        study.optimize(_budget_guard(interrupted, trials=4), n_trials=1)
-    [trial] = study.trials
-    assert trial.state == TrialState.FAIL
-    assert trial.user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
-    assert awaiting_retry(study.trials) == 0
