@@ -8,11 +8,20 @@ keyword once, within 250 ms of the end of the spoken word, and nothing else; the
 line must print the same detections. Words the reference confuses with the keyword on
 whole validation clips are left out of the recording (see ``CONFUSED_RATE``); cut-off
 words, which the windows of a stream hold and whole clips never do, stay in.
+
+The trained reference differs from one CPU model to another (float sums in another order),
+so nothing here rests on one model's exact outputs: each recorded clip is one the model at
+hand gets right on its own by a margin (see ``build_recording``), and the assertions are on
+what streaming adds. Measured over ten training seeds, standing in for ten machines
+(docs/streaming.md): every keyword was found once, its first firing window 80 ms before to
+190 ms after the word's end (tolerance 250 ms), and every window holding no keyword stayed
+at least 0.38 logits under the threshold.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,6 +35,7 @@ import torch
 from kws.audio import SAMPLE_RATE, read_clip, read_resampled
 from kws.augment import AugmentationConfig
 from kws.feature_cache import load_or_build_features
+from kws.features import LogMel
 from kws.metrics import threshold_for_false_alarms
 from kws.model import BASE, CRNN
 from kws.reference import load_or_train
@@ -61,6 +71,11 @@ KEYWORDS, CONFUSER_CLIPS, OTHER_CLIPS = 5, 4, 4  # placed in the recording
 # model, measured by au_fa_fr and benchmarks/confusions.py, not of streaming, so the
 # recording leaves it out. Cut-off words and windows between words stay in.
 CONFUSED_RATE = 0.1
+# Logits between the threshold and a recorded clip's score in its own window (noise
+# included): keywords at least this far above, other words this far below. Negatives are
+# many and most score far below, so their margin is larger; see build_recording.
+KEYWORD_MARGIN = 0.1
+NEGATIVE_MARGIN = 1.5
 TOLERANCE_S = 0.25  # a detection this close to a keyword's end is that keyword's
 BACKGROUND_RMS = 0.01  # -40 dBFS: audible noise between and under the words
 FRAME = 160  # samples: 10 ms frames for the word-end estimate
@@ -101,53 +116,79 @@ def confused_words(index, probs: torch.Tensor, threshold: float) -> set[str]:
     return {word for word, hits in reached.items() if np.mean(hits) > CONFUSED_RATE}
 
 
-def build_recording(index, path: Path, left_out: set[str]) -> Recording:
-    """Test-split clips at known times, 1-1.5 s apart, over the dataset's noise; a WAV file."""
+def logit(probability: float) -> float:
+    probability = min(max(probability, 1e-12), 1.0 - 1e-12)
+    return math.log(probability / (1.0 - probability))
+
+
+def build_recording(
+    index, model: CRNN, threshold: float, left_out: set[str], path: Path
+) -> Recording:
+    """Test-split clips at known times, 1-1.5 s apart, over the dataset's noise; a WAV file.
+
+    Each clip starts on the 100 ms grid of the windows' ends. A slot takes the first clip of
+    its kind (keyword, confuser, other word; no word of ``left_out``) that the model gets
+    right by a margin, noise included: a keyword ``KEYWORD_MARGIN`` logits above the
+    threshold in one of the two windows that end first after the word does, any other word
+    ``NEGATIVE_MARGIN`` below it in the window that holds the clip exactly. Which held-out
+    clips one trained model gets right is a matter of its training (another CPU sums floats
+    in another order and trains another model), so the recording is chosen by the model;
+    what is checked is what streaming adds: the windows at every other offset, across word
+    edges and over the gaps.
+    """
     rng = np.random.default_rng(0)
     testing = [c for c in index.split("testing") if c.word not in left_out]
-
-    def pick(clips, count):
-        return [clips[i] for i in rng.choice(len(clips), size=count, replace=False)]
-
-    keywords = pick([c for c in testing if c.label == 1], KEYWORDS)
-    confusers = pick([c for c in testing if c.word in CONFUSERS], CONFUSER_CLIPS)
-    others = pick([c for c in testing if c.label == 0 and c.word not in CONFUSERS], OTHER_CLIPS)
-    chosen = keywords + confusers + others
-    order = [chosen[i] for i in rng.permutation(len(chosen))]
+    kinds = {
+        "keyword": [c for c in testing if c.label == 1],
+        "confuser": [c for c in testing if c.word in CONFUSERS],
+        "other": [c for c in testing if c.label == 0 and c.word not in CONFUSERS],
+    }
+    for clips in kinds.values():
+        rng.shuffle(clips)
+    slots = ["keyword"] * KEYWORDS + ["confuser"] * CONFUSER_CLIPS + ["other"] * OTHER_CLIPS
+    slots = [slots[i] for i in rng.permutation(len(slots))]
     starts, t = [], 1.0
-    for _ in order:
+    for _ in slots:
         starts.append(t)
-        t += 1.0 + round(float(rng.uniform(1.0, 1.5)), 2)  # the clip, then a gap of 1-1.5 s
+        t += 1.0 + round(float(rng.uniform(1.0, 1.5)), 1)  # the clip, then a gap of 1-1.5 s
     total = round((t + 1.0) * SAMPLE_RATE)
     noise = torch.cat([n / n.pow(2).mean().sqrt() for n in load_noise(index.noise_files)])
     audio = BACKGROUND_RMS * noise.repeat(total // noise.numel() + 1)[:total]
+    bound = logit(threshold)
     ends = []
-    for clip, start in zip(order, starts, strict=True):
-        samples = read_clip(clip.path)
+    for kind, start in zip(slots, starts, strict=True):
         begin = round(start * SAMPLE_RATE)
-        audio[begin : begin + samples.numel()] += samples
-        if clip.label == 1:
+        while True:
+            assert kinds[kind], f"no {kind} clip left that the reference gets right by the margin"
+            samples = read_clip(kinds[kind].pop().path)
+            # The clip with the second before it and the gap's first 200 ms after it, as the
+            # stream will hold them.
+            mixed = audio[begin - SAMPLE_RATE : begin + round(1.2 * SAMPLE_RATE)].clone()
+            clip = slice(SAMPLE_RATE, 2 * SAMPLE_RATE)
+            mixed[clip] = (mixed[clip] + samples).clamp(-1, 1)
+            # A keyword in one of the two windows that end first after the word does (both
+            # within the tolerance), another word in the window that holds it exactly.
+            if kind == "keyword":
+                first = math.ceil(word_end_s(samples) * 10) / 10
+                lags = (first, first + 0.1)
+            else:
+                lags = (1.0,)
+            windows = torch.stack([mixed[round(lag * SAMPLE_RATE) :][:SAMPLE_RATE] for lag in lags])
+            score = float(keyword_probs(model, LogMel()(windows)).max())
+            margin = logit(score) - bound
+            if (margin >= KEYWORD_MARGIN) if kind == "keyword" else (-margin >= NEGATIVE_MARGIN):
+                break
+        audio[begin - SAMPLE_RATE : begin + round(1.2 * SAMPLE_RATE)] = mixed
+        if kind == "keyword":
             ends.append(start + word_end_s(samples))
-    soundfile.write(path, audio.clamp(-1, 1).numpy(), SAMPLE_RATE, subtype="PCM_16")
+    soundfile.write(path, audio.numpy(), SAMPLE_RATE, subtype="PCM_16")
     return Recording(path, ends)
 
 
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory) -> Reference:
-    """The dataset, its features, the trained reference, its threshold and the recording.
-
-    Built on one thread: float sums in another order train another model, and the
-    assertions below were measured on this one, so every machine builds the same.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _build_reference(tmp_path_factory.mktemp("detection"))
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _build_reference(folder: Path) -> Reference:
+    """The dataset, its features, the trained reference, its threshold and the recording."""
+    folder = tmp_path_factory.mktemp("detection")
     root = generate_embedded_dataset(folder / "data", DATASET, progress=False)
     index = index_speech_commands(root)
     features = load_or_build_features(index, folder / "features", AugmentationConfig(), False)
@@ -157,7 +198,7 @@ def _build_reference(folder: Path) -> Reference:
     probs = keyword_probs(model, features.features["validation"])
     threshold = threshold_for_false_alarms(probs, features.labels["validation"], MAX_FA_RATE)
     left_out = confused_words(index, probs, threshold)
-    recording = build_recording(index, folder / "recording.wav", left_out)
+    recording = build_recording(index, model, threshold, left_out, folder / "recording.wav")
     detections = detect(model, read_resampled(recording.path), threshold=threshold)
     return Reference(model, threshold, left_out, recording, detections)
 
