@@ -28,22 +28,25 @@ from kws.audio import SAMPLE_RATE, read_resampled
 from kws.augment import AugmentationConfig
 from kws.data import SYNTHETIC, open_dataset
 from kws.device import DEVICES, resolve_device
+from kws.errors import UserError
 from kws.feature_cache import load_or_build_features
+from kws.files import save_atomically
 from kws.model import CRNN
 from kws.reference import training_data
-from kws.speech_commands import KEYWORD, SPLIT_METHODS, DatasetError
+from kws.speech_commands import KEYWORD, SPLIT_METHODS
 from kws.streaming import StreamingDetector
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import evaluate_au_fa_fr, train
+from study.attributes import FEATURE_KEY
 from study.export import WEIGHTS_FILE, export_best, load_weights, read_export
 from study.figures import best_trial_curve, study_figures
 from study.objective import best_feasible
 from study.pruning import PRUNERS
 from study.records import DEFAULT_ARTIFACT_DIR, artifact_store
 from study.report import write_report
-from study.runner import describe, finished_count, open_study, prepare, run
-from study.settings import StudySettings
-from study.storage import DEFAULT_STORAGE, make_storage, quiet_optuna
+from study.runner import describe, finished_count, prepare, run
+from study.settings import StudySettings, replayed
+from study.storage import DEFAULT_STORAGE, load_existing_study, make_storage, quiet_optuna
 
 DEFAULTS = StudySettings()
 
@@ -70,6 +73,12 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed of the embedded dataset, augmentation, training and sampler "
         "(default: %(default)s)",
     )
+    _add_cache_arguments(parser, models=False)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_cache_arguments(parser: argparse.ArgumentParser, models: bool) -> None:
+    """This machine's cache folders: never taken from a stored study or an export."""
     parser.add_argument(
         "--data-dir",
         default=DEFAULTS.data_dir,
@@ -80,7 +89,12 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS.feature_dir,
         help="where the log-mel feature cache is kept (default: %(default)s)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    if models:
+        parser.add_argument(
+            "--model-dir",
+            default=DEFAULTS.model_dir,
+            help="where the reference (teacher) model is cached (default: %(default)s)",
+        )
 
 
 def _add_storage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +115,18 @@ def _add_artifact_dir_argument(parser: argparse.ArgumentParser, purpose: str) ->
     parser.add_argument(
         "--artifact-dir", default=DEFAULT_ARTIFACT_DIR, help=f"{purpose} (default: %(default)s)"
     )
+
+
+def _add_machine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a stored study or export is retrained here: this machine's device and caches,
+    never the ones it was made with."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="'auto' = CUDA when available, else CPU (default: %(default)s)",
+    )
+    _add_cache_arguments(parser, models=True)
 
 
 def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -260,13 +286,31 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
-    settings = StudySettings(storage=args.storage, study_name=args.study_name, seed=args.seed)
-    study = open_study(settings)
+def _existing_study(args: argparse.Namespace) -> optuna.Study:
+    """The study a read-only command works on; nothing is created in the storage."""
+    default = StudySettings(storage=args.storage, seed=args.seed).name
+    study = load_existing_study(args.storage, args.study_name, default)
     if not study.trials:
-        raise ValueError(f"study {settings.name!r} has no trials in {args.storage}")
+        raise UserError(f"study {study.study_name!r} has no trials in {args.storage}")
+    return study
+
+
+def _here(args: argparse.Namespace) -> StudySettings:
+    """This machine's settings for retraining a stored study: device and cache folders."""
+    return StudySettings(
+        storage=getattr(args, "storage", DEFAULTS.storage),
+        device=args.device,
+        data_dir=args.data_dir,
+        feature_dir=args.feature_dir,
+        model_dir=args.model_dir,
+        progress=False,
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    study = _existing_study(args)
     out = Path(args.out or f"storage/exports/{study.study_name}")
-    folder = export_best(study, out, seeds=args.seeds, device=args.device, confirm=args.confirm)
+    folder = export_best(study, out, _here(args), seeds=args.seeds, confirm=args.confirm)
     export = read_export(folder)
     held_out = export.held_out
     verdict = "PASSES" if held_out["passes"] else "FAILS"
@@ -292,7 +336,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     export = read_export(args.config)
-    settings = dataclasses.replace(export.settings, progress=not args.no_progress)
+    here = dataclasses.replace(_here(args), progress=not args.no_progress)
+    settings = replayed(export.settings.to_dict(), here, export.settings.name)
     prepared = prepare(settings)
     device = resolve_device(args.device)
     result = train(
@@ -305,8 +350,8 @@ def _train(args: argparse.Namespace) -> int:
         model, features.features["testing"], features.labels["testing"], export.training.fp16
     )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save((model.half() if export.training.fp16 else model).state_dict(), out / WEIGHTS_FILE)
+    deployed = model.half() if export.training.fp16 else model
+    save_atomically(deployed.state_dict(), out / WEIGHTS_FILE)
     print(
         f"validation au_fa_fr {result.best_val_au_fa_fr:.3e} (exported: "
         f"{export.metrics['val_au_fa_fr']:.3e}), test {test:.3e}; weights in {out / WEIGHTS_FILE}"
@@ -324,7 +369,7 @@ def _stdin_chunks() -> Iterator[torch.Tensor]:
     first = True
     while block := stream.read1(STDIN_READ):  # returns what has arrived, b"" at the end
         if first and block.startswith(b"RIFF"):
-            raise ValueError(
+            raise UserError(
                 "stdin: starts with a WAV header, but --wav - reads raw 16-bit 16 kHz mono "
                 "PCM (e.g. arecord -t raw -f S16_LE -r 16000 -c 1); pass a WAV file by path"
             )
@@ -358,7 +403,7 @@ def _stream(args: argparse.Namespace) -> int:
             printed = _print_detections(detector, printed, args.window_ms)
         samples += chunk.numel()
     if samples == 0:
-        raise ValueError(f"{source}: no audio")
+        raise UserError(f"{source}: no audio")
     windows += len(detector.flush())
     printed = _print_detections(detector, printed, args.window_ms)
     print(
@@ -381,10 +426,11 @@ def _print_detections(detector: StreamingDetector, printed: int, window_ms: floa
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    storage = make_storage(args.storage)
+    storage = make_storage(args.storage, create=False)
     where = f"http://{args.host}:{args.port}/dashboard"
     if args.study_name is not None:
-        where += f"/studies/{storage.get_study_id_from_name(args.study_name)}"
+        study = load_existing_study(args.storage, args.study_name, args.study_name)
+        where += f"/studies/{storage.get_study_id_from_name(study.study_name)}"
     print(f"optuna-dashboard on {where} (Ctrl-C stops it)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         optuna_dashboard.run_server(
@@ -397,16 +443,12 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    settings = StudySettings(storage=args.storage, study_name=args.study_name, seed=args.seed)
-    storage = make_storage(args.storage)
-    study = optuna.load_study(study_name=settings.name, storage=storage)
-    if not study.trials:
-        raise ValueError(f"study {settings.name!r} has no trials in {args.storage}")
-    study_settings = StudySettings.from_dict({**study.user_attrs["settings"], "progress": False})
-    features = prepare(study_settings).features
+    study = _existing_study(args)
+    settings = replayed(study.user_attrs["settings"], _here(args), study.study_name)
+    features = prepare(settings, study.user_attrs.get(FEATURE_KEY)).features
     best = best_trial_curve(
         study,
-        storage,
+        make_storage(args.storage, create=False),
         artifact_store(args.artifact_dir),
         features.features["validation"],
         features.labels["validation"],
@@ -484,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="best feasible trials retrained, best first, until one still meets the bar over "
         "--seeds seeds; a one-seed validation pick is optimistic (default: %(default)s)",
     )
-    export.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
+    _add_machine_arguments(export)
     export.set_defaults(run=_export)
 
     dashboard = commands.add_parser(
@@ -522,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
         "storage/exports/<study name>, when it exists)",
     )
     _add_artifact_dir_argument(report, "the trials' checkpoints, for the best trial's FA/FR curve")
+    _add_machine_arguments(report)
     report.set_defaults(run=_report)
 
     train = commands.add_parser(
@@ -533,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--out", default="storage/trained", help="output folder (default: %(default)s)"
     )
-    train.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
+    _add_machine_arguments(train)
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.set_defaults(run=_train)
 
@@ -601,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_optuna()
     try:
         return args.run(args)
-    except (DatasetError, ValueError, OSError, RuntimeError) as error:
+    except (UserError, OSError) as error:  # what the user can fix; anything else is a bug
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -14,12 +14,14 @@ import soundfile
 import torch
 import torchaudio.functional
 
+from kws.errors import UserError
+
 SAMPLE_RATE = 16_000  # Hz, the rate every model in this project sees
 CLIP_SECONDS = 1.0
 CLIP_SAMPLES = 16_000  # samples in one clip at SAMPLE_RATE
 
 
-class AudioFileError(ValueError):
+class AudioFileError(UserError, ValueError):
     """A file that cannot be used as a clip; the message names the file and the problem."""
 
 
@@ -31,7 +33,8 @@ def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
         are averaged.
 
     Raises:
-        AudioFileError: the file is missing, unreadable, not audio or has no samples.
+        AudioFileError: the file is missing, unreadable, not audio, has no samples or
+            holds a non-finite sample.
     """
     path = Path(path)
     if not path.is_file():
@@ -42,6 +45,10 @@ def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
         raise AudioFileError(f"{path}: not a readable audio file ({error})") from error
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: empty audio (0 samples)")
+    if not np.isfinite(data).all():
+        # Float WAVs can hold NaN or infinity; one such sample makes every feature and
+        # then the training loss NaN, far from the file that caused it.
+        raise AudioFileError(f"{path}: holds non-finite samples (NaN or infinity)")
     samples = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     return samples, int(rate)
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from kws.audio import SAMPLE_RATE
+from kws.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -46,29 +47,29 @@ class AugmentationConfig:
         for name in ("gain", "snr_db", "cutoff_visible"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if self.num_views < 0:
-            raise ValueError(f"AugmentationConfig.num_views must be >= 0, got {self.num_views}")
+            raise ConfigError(f"AugmentationConfig.num_views must be >= 0, got {self.num_views}")
         if not 0.0 <= self.cutoff_share <= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"AugmentationConfig.cutoff_share must be in [0, 1], got {self.cutoff_share}"
             )
         if not 0.0 < self.cutoff_visible[0] <= self.cutoff_visible[1] < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 "AugmentationConfig.cutoff_visible must be (low, high) with 0 < low <= high < 1,"
                 f" got {self.cutoff_visible}"
             )
         if not self.cutoff_visible[0] <= self.keyword_cutoff_visible <= self.cutoff_visible[1]:
-            raise ValueError(
+            raise ConfigError(
                 "AugmentationConfig.keyword_cutoff_visible must lie within cutoff_visible "
                 f"{self.cutoff_visible}, got {self.keyword_cutoff_visible}"
             )
         if self.max_shift_ms < 0 or self.noise_std < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"max_shift_ms ({self.max_shift_ms}) and noise_std ({self.noise_std}) must be >= 0"
             )
         for name in ("gain", "snr_db"):
             low, high = getattr(self, name)
             if low > high:
-                raise ValueError(
+                raise ConfigError(
                     f"AugmentationConfig.{name} must be (low, high), got {(low, high)}"
                 )
 

@@ -6,17 +6,21 @@ import os
 
 import torch
 
+from kws.config import ConfigError
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else CPU. ``cuda`` without a GPU is an error."""
     if name not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+        raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU")
+        raise ConfigError(
+            "--device cuda was asked for, but torch sees no CUDA GPU; use --device cpu or auto"
+        )
     return torch.device(name)
 
 

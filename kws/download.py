@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from kws.errors import UserError
+
 SPEECH_COMMANDS_V001_URL = "http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz"
 # SHA-256 of that archive as listed for this exact URL in torchaudio's SPEECHCOMMANDS
 # dataset: torchaudio/datasets/speechcommands.py, ``_CHECKSUMS`` (torchaudio 2.11.1, the
@@ -31,7 +33,7 @@ _TIMEOUT_S = 60.0  # per socket operation, not for the whole download
 _ARCHIVE_SUFFIX = re.compile(r"\.(tar\.gz|tgz|tar\.bz2|tar\.xz|tar)$")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """Downloading or unpacking failed; the message names the URL or file and the reason."""
 
 

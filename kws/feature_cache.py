@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,9 @@ from tqdm import tqdm
 
 from kws.audio import read_clip
 from kws.augment import AugmentationConfig, augment, can_cut_off, cut_off, treat
+from kws.errors import UserError
 from kws.features import FRAMES_PER_CLIP, HOP_LENGTH, LOG_CLAMP, N_FFT, N_MELS, WIN_LENGTH, LogMel
+from kws.files import load_cache, save_atomically
 from kws.speech_commands import SPLITS, Clip, SpeechCommandsIndex, load_noise
 
 FEATURE_VERSION = 2  # bump when feature or augmentation code changes its output
@@ -85,9 +86,14 @@ def load_or_build_features(
     cache_dir: str | Path = "storage/features",
     augmentation: AugmentationConfig = AugmentationConfig(),
     progress: bool = True,
+    key: str | None = None,
 ) -> CachedFeatures:
-    """Features of ``index``: read from ``<cache_dir>/<key>.pt`` or computed and saved there."""
-    key = feature_cache_key(index, augmentation)
+    """Features of ``index``: read from ``<cache_dir>/<key>.pt`` or computed and saved there.
+
+    ``key`` is :func:`feature_cache_key` of ``index`` and ``augmentation`` when the caller
+    has it already (it reads every clip's bytes).
+    """
+    key = key or feature_cache_key(index, augmentation)
     path = Path(cache_dir) / f"{key}.pt"
     if path.is_file():
         return _load(path, key)
@@ -187,15 +193,6 @@ def _cutoff_views(
     return torch.stack(out)
 
 
-def save_atomically(payload: dict[str, object], path: Path) -> None:
-    """``torch.save`` into a temporary file renamed over ``path``: a reader (another worker
-    process) never sees a half-written cache file, and an interrupted write leaves none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".partial-{os.getpid()}")
-    torch.save(payload, partial)
-    partial.replace(path)
-
-
 def _save(features: CachedFeatures, path: Path) -> None:
     payload = {
         "key": features.key,
@@ -208,10 +205,11 @@ def _save(features: CachedFeatures, path: Path) -> None:
 
 
 def _load(path: Path, key: str) -> CachedFeatures:
-    payload = torch.load(path, weights_only=True)
+    payload = load_cache(path)
     if payload.get("key") != key:
-        raise ValueError(
-            f"{path}: feature cache holds key {payload.get('key')!r}, expected {key!r}"
+        raise UserError(
+            f"{path}: feature cache holds key {payload.get('key')!r}, expected {key!r}; "
+            "delete it to rebuild it"
         )
     return CachedFeatures(
         key=key,

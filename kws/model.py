@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kws.config import config_from_dict
+from kws.config import ConfigError, config_from_dict
 from kws.features import FRAMES_PER_CLIP, N_MELS
 
 
@@ -41,24 +41,26 @@ class CRNNConfig:
         for name in ("kernel_size", "stride"):
             value = getattr(self, name)
             if not (isinstance(value, list | tuple) and len(value) == 2):
-                raise ValueError(
+                raise ConfigError(
                     f"CRNNConfig.{name} must be a (frequency, time) pair, got {value!r}"
                 )
             if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
-                raise ValueError(f"CRNNConfig.{name} must hold positive integers, got {value!r}")
+                raise ConfigError(f"CRNNConfig.{name} must hold positive integers, got {value!r}")
             object.__setattr__(self, name, (int(value[0]), int(value[1])))
         for name in ("cnn_out_channels", "gru_num_layers", "hidden_size", "n_mels", "num_classes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"CRNNConfig.{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"CRNNConfig.{name} must be a positive integer, got {value!r}")
         if self.num_classes < 2:
-            raise ValueError(f"CRNNConfig.num_classes must be >= 2, got {self.num_classes}")
+            raise ConfigError(f"CRNNConfig.num_classes must be >= 2, got {self.num_classes}")
         if not isinstance(self.bidirectional, bool):
-            raise ValueError(f"CRNNConfig.bidirectional must be a bool, got {self.bidirectional!r}")
+            raise ConfigError(
+                f"CRNNConfig.bidirectional must be a bool, got {self.bidirectional!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"CRNNConfig.dropout must be in [0, 1), got {self.dropout!r}")
+            raise ConfigError(f"CRNNConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.kernel_size[0] > self.n_mels:
-            raise ValueError(
+            raise ConfigError(
                 f"CRNNConfig.kernel_size frequency {self.kernel_size[0]} does not fit "
                 f"n_mels={self.n_mels} mel bands"
             )

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kws.feature_cache import CachedFeatures, save_atomically
+from kws.feature_cache import CachedFeatures
+from kws.files import load_cache, save_atomically
 from kws.metrics import fa_fr_curve
 from kws.model import BASE, CRNN, CRNNConfig
 from kws.training import (
@@ -170,7 +171,7 @@ def _save(trained: TrainedModel, path: Path) -> None:
 
 
 def _load(path: Path) -> TrainedModel:
-    payload = torch.load(path, weights_only=True)
+    payload = load_cache(path)
     return TrainedModel(
         config=CRNNConfig.from_json(payload["config"]),
         recipe=TrainConfig.from_dict(json.loads(payload["recipe"])),

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from kws.audio import CLIP_SAMPLES, read_clip, read_resampled
+from kws.errors import UserError
 
 V001_WORDS: tuple[str, ...] = (
     "bed", "bird", "cat", "dog", "down", "eight", "five", "four", "go", "happy",
@@ -46,7 +47,7 @@ _NOHASH = re.compile(r"_nohash_.*$")
 _DOC_PREFIXES = ("readme", "license", "licence", "copying", "source", "provenance", "manifest")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """The folder does not follow the Speech Commands layout; the message names the path."""
 
 
@@ -106,6 +107,33 @@ class SpeechCommandsIndex:
             if len(self.ignored) > max_ignored:
                 lines.append(f"  ... and {len(self.ignored) - max_ignored} more")
         return "\n".join(lines)
+
+
+# au_fa_fr on a split with fewer keyword (or other) clips than this moves by over 20 % with
+# each clip, as much as one training seed moves it: one clip would decide the quality bar.
+MIN_CLIPS_PER_CLASS = 5
+
+
+def require_evaluable(index: SpeechCommandsIndex) -> None:
+    """Refuse a dataset whose validation or testing split cannot give a meaningful au_fa_fr.
+
+    Raises:
+        DatasetError: a held-out split has fewer than :data:`MIN_CLIPS_PER_CLASS` keyword or
+            other clips; the message says how many it has and how many are needed.
+    """
+    for name in SPLITS[1:]:
+        clips = index.split(name)
+        keyword = sum(clip.label for clip in clips)
+        for what, count in (
+            (f"{index.keyword!r} clips", keyword),
+            ("other clips", len(clips) - keyword),
+        ):
+            if count < MIN_CLIPS_PER_CLASS:
+                raise DatasetError(
+                    f"{index.root}: the {name} split holds {count} {what}, and at least "
+                    f"{MIN_CLIPS_PER_CLASS} are needed for a meaningful au_fa_fr; use a larger "
+                    "dataset (or other split lists)"
+                )
 
 
 def which_set(filename: str | Path, validation_percentage: float, testing_percentage: float) -> str:
@@ -295,6 +323,9 @@ def _word_files(folder: Path, ignored: list[str]) -> list[str]:
     """
     names = []
     for entry in sorted(folder.iterdir()):
+        if not entry.name.isprintable() or _undecodable(entry.name):
+            shown = ascii(entry.name)[1:-1]  # \udcff for an undecodable byte, \n for a newline
+            raise DatasetError(f"{folder}/{shown}: file name is not valid UTF-8 text; rename it")
         if _is_hidden(entry):
             ignored.append(f"{folder.name}/{entry.name}: hidden file")
         elif entry.is_file() and entry.suffix.lower() == ".wav":
@@ -305,6 +336,16 @@ def _word_files(folder: Path, ignored: list[str]) -> list[str]:
     if not names:
         raise DatasetError(f"{folder}: word folder has no .wav files")
     return names
+
+
+def _undecodable(name: str) -> bool:
+    """A name whose bytes were not valid in the file system's encoding (surrogate escapes):
+    it cannot be hashed for the split rule or written into a list file."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _noise_files(root: Path, ignored: list[str]) -> tuple[Path, ...]:

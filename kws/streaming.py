@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from kws.audio import SAMPLE_RATE
+from kws.config import ConfigError
 from kws.features import HOP_LENGTH, LOG_CLAMP, N_FFT, LogMel, num_frames
 from kws.model import CRNN
 
@@ -63,7 +64,9 @@ def ms_to_samples(ms: float, name: str) -> int:
     """Samples of 16 kHz audio in ``ms`` milliseconds; must be a whole positive number."""
     samples = ms * SAMPLE_RATE / 1000
     if not samples >= 1 or samples != round(samples):
-        raise ValueError(f"{name}={ms} ms is not a whole positive number of 16 kHz samples")
+        raise ConfigError(
+            f"--{name.replace('_', '-')} {ms} ms is not a whole positive number of 16 kHz samples"
+        )
     return round(samples)
 
 
@@ -92,19 +95,19 @@ class StreamingDetector:
         self.window = ms_to_samples(window_ms, "window_ms")
         self.chunk = ms_to_samples(chunk_ms, "chunk_ms")
         if self.chunk > self.window:
-            raise ValueError(f"chunk_ms={chunk_ms} is longer than window_ms={window_ms}")
+            raise ConfigError(f"--chunk-ms {chunk_ms} is longer than --window-ms {window_ms}")
         if self.window <= PAD:
-            raise ValueError(f"window_ms={window_ms} is too short for {N_FFT}-sample frames")
+            raise ConfigError(f"--window-ms {window_ms} is too short for {N_FFT}-sample frames")
         self.frames = num_frames(self.window)
         config = model.config
         self.columns = config.conv_frames(self.frames)  # rejects a kernel longer than the window
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+            raise ConfigError(f"--threshold must be in [0, 1], got {threshold}")
         if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1:
-            raise ValueError(f"smooth must be a positive integer, got {smooth!r}")
+            raise ConfigError(f"--smooth must be a positive integer, got {smooth!r}")
         refractory_ms = window_ms if refractory_ms is None else refractory_ms
         if not refractory_ms >= 0:
-            raise ValueError(f"refractory_ms must be >= 0, got {refractory_ms}")
+            raise ConfigError(f"--refractory-ms must be >= 0, got {refractory_ms}")
         self.threshold = threshold
         self.refractory = refractory_ms * SAMPLE_RATE / 1000  # samples
         self.model = model.eval()

@@ -29,6 +29,7 @@ import torchaudio.functional
 from tqdm import tqdm
 
 from kws.audio import CLIP_SAMPLES, SAMPLE_RATE, write_wav
+from kws.config import ConfigError
 from kws.espeak import (
     ENGLISH_VOICES,
     ESPEAK_SAMPLE_RATE,
@@ -72,30 +73,30 @@ class EmbeddedDatasetConfig:
         object.__setattr__(self, "snr_db", tuple(float(v) for v in self.snr_db))
         object.__setattr__(self, "gain_db", tuple(float(v) for v in self.gain_db))
         if self.num_clips < 1 or self.num_speakers < 3:
-            raise ValueError(
+            raise ConfigError(
                 f"need num_clips >= 1 and num_speakers >= 3, got {self.num_clips}, "
                 f"{self.num_speakers}"
             )
         shares = self.keyword_share + self.confuser_share
         if not (0 <= self.keyword_share <= 1 and 0 <= self.confuser_share <= 1 and shares <= 1):
-            raise ValueError(
+            raise ConfigError(
                 f"keyword_share ({self.keyword_share}) and confuser_share "
                 f"({self.confuser_share}) must be in [0, 1] and sum to at most 1"
             )
         held_out = self.validation_percentage + self.testing_percentage
         if not (self.validation_percentage > 0 and self.testing_percentage > 0 and held_out < 100):
-            raise ValueError(
+            raise ConfigError(
                 f"validation_percentage ({self.validation_percentage}) and testing_percentage "
                 f"({self.testing_percentage}) must be positive and sum to under 100"
             )
         for name in ("snr_db", "gain_db"):
             low, high = getattr(self, name)
             if low > high:
-                raise ValueError(
+                raise ConfigError(
                     f"EmbeddedDatasetConfig.{name} must be (low, high), got {(low, high)}"
                 )
         if self.noise_seconds < 1:
-            raise ValueError(f"noise_seconds must be >= 1, got {self.noise_seconds}")
+            raise ConfigError(f"noise_seconds must be >= 1, got {self.noise_seconds}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from kws.compression import to_fp16
-from kws.config import config_from_dict
+from kws.config import ConfigError, config_from_dict
+from kws.errors import UserError
 from kws.features import SpecAugment
 from kws.metrics import au_fa_fr
 from kws.model import CRNN, CRNNConfig
@@ -51,14 +52,14 @@ class TrainConfig:
         positive = ("epochs", "batch_size", "learning_rate", "temperature", "grad_clip")
         for name in positive:
             if not getattr(self, name) > 0:
-                raise ValueError(
+                raise ConfigError(
                     f"TrainConfig.{name} must be positive, got {getattr(self, name)!r}"
                 )
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"TrainConfig.alpha must be in [0, 1], got {self.alpha!r}")
+            raise ConfigError(f"TrainConfig.alpha must be in [0, 1], got {self.alpha!r}")
         for name in ("weight_decay", "epoch_examples", "patience", "freq_mask", "time_mask"):
             if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,7 +78,7 @@ TRAINER_VERSION = 3  # bump when train() gives other weights for the same inputs
 _CHUNK = 1024  # about this many examples gathered and masked at once (16 MB in fp32)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The training loss became NaN or infinite; the run is stopped, nothing is returned."""
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import platform
 import statistics
 from collections.abc import Callable
@@ -28,16 +29,19 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from kws.config import ConfigError
 from kws.deploy import write_torchscript
 from kws.device import resolve_device
+from kws.errors import UserError
+from kws.files import replace_folder
 from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
 from kws.training import TrainConfig, TrainingData, evaluate_au_fa_fr, train
-from study.attributes import AU_FA_FR, FEASIBLE
+from study.attributes import AU_FA_FR, FEASIBLE, FEATURE_KEY
 from study.objective import deployed_compression
 from study.runner import Prepared, prepare, student_recipe, with_study_bar
 from study.search_space import configs_from_params
-from study.settings import StudySettings
+from study.settings import StudySettings, replayed
 
 EXPORT_FORMAT = "kws-study export 2"
 CONFIG_FILE = "config.json"
@@ -45,7 +49,7 @@ WEIGHTS_FILE = "model.pt"
 TORCHSCRIPT_FILE = "model.ts.pt"  # waveform or log-mel -> keyword probability, torch only
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """Nothing to export (no feasible trial) or an invalid exported config."""
 
 
@@ -140,8 +144,8 @@ def held_out_check(
 def export_best(
     study: optuna.Study,
     out_dir: str | Path,
+    here: StudySettings,
     seeds: int = 3,
-    device: str = "auto",
     confirm: int = 5,
     log: Callable[[str], None] = print,
 ) -> Path:
@@ -153,11 +157,15 @@ def export_best(
     validation au_fa_fr still meets the bar is exported (the first seed reproduces the
     trial's own model). Only then is the test split read, for the exported one alone.
 
+    What a trial trained on comes from the study (:func:`study.settings.replayed`); the
+    device and the cache folders from ``here``, this machine's settings. The folder is
+    written whole or not at all.
+
     Raises:
         ExportError: the study has no feasible completed trial (nothing is written).
     """
     if seeds < 1 or confirm < 1:
-        raise ValueError(f"seeds and confirm must be >= 1, got {seeds} and {confirm}")
+        raise ConfigError(f"--seeds and --confirm must be >= 1, got {seeds} and {confirm}")
     feasible = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -168,9 +176,9 @@ def export_best(
             f"study {study.study_name!r} has no feasible completed trial: nothing to export"
         )
     feasible.sort(key=lambda t: (-t.value, t.number))
-    settings = StudySettings.from_dict({**study.user_attrs["settings"], "progress": False})
-    prepared = with_study_bar(study, prepare(settings))
-    data = training_data(prepared.features, prepared.reference, resolve_device(device))
+    settings = replayed(study.user_attrs["settings"], here, study.study_name)
+    prepared = with_study_bar(study, prepare(settings, study.user_attrs.get(FEATURE_KEY)))
+    data = training_data(prepared.features, prepared.reference, resolve_device(settings.device))
 
     candidates, retrained = [], {}
     for trial in feasible[:confirm]:
@@ -228,15 +236,18 @@ def export_best(
         "held_out": held_out,
         "versions": package_versions(),
     }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     deployed = CRNN(model)
     deployed.load_state_dict(state_dicts[0])
     if recipe.fp16:
         deployed = deployed.half()
-    torch.save(deployed.state_dict(), out / WEIGHTS_FILE)
-    write_torchscript(deployed, out / TORCHSCRIPT_FILE)
-    (out / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
+
+    def write(folder: Path) -> None:
+        torch.save(deployed.state_dict(), folder / WEIGHTS_FILE)
+        write_torchscript(deployed, folder / TORCHSCRIPT_FILE)
+        (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
+
+    out = Path(out_dir)
+    replace_folder(out, write)
     return out
 
 
@@ -261,26 +272,51 @@ def read_export(path: str | Path) -> Export:
     for key in sections:
         if not isinstance(document.get(key), dict):
             raise ExportError(f"{path}: field {key!r} is missing or not an object")
-    try:
-        return Export(
-            model=CRNNConfig.from_dict(document["model"]),
-            training=TrainConfig.from_dict(document["training"]),
-            settings=StudySettings.from_dict(document["settings"]),
-            study=document["study"],
-            metrics=document["metrics"],
-            selection=document["selection"],
-            held_out=document["held_out"],
-            versions=document["versions"],
-        )
-    except (TypeError, ValueError) as error:
-        raise ExportError(f"{path}: invalid value: {error}") from error
+    configs = {}
+    for key, cls in (("model", CRNNConfig), ("training", TrainConfig), ("settings", StudySettings)):
+        try:
+            configs[key] = cls.from_dict(document[key])
+        except ConfigError as error:
+            raise ExportError(f"{path}: {key}: {error}") from error
+    return Export(
+        **configs,
+        study=document["study"],
+        metrics=document["metrics"],
+        selection=document["selection"],
+        held_out=document["held_out"],
+        versions=document["versions"],
+    )
 
 
 def load_weights(folder: str | Path) -> CRNN:
-    """The exported model (fp16 where chosen), its weights loaded with weights_only=True."""
+    """The exported model (fp16 where chosen), its weights loaded with weights_only=True.
+
+    Raises:
+        ExportError: config.json is invalid, or model.pt is not the state dict of its model
+            (not a torch file, not a dict of tensors, another architecture, or a pickle
+            that ``weights_only`` refuses to run); the message names the file.
+    """
     export = read_export(folder)
     model = CRNN(export.model)
     if export.training.fp16:
         model = model.half()
-    model.load_state_dict(torch.load(Path(folder) / WEIGHTS_FILE, weights_only=True))
+    path = Path(folder) / WEIGHTS_FILE
+    try:
+        state_dict = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as error:  # torch's message suggests weights_only=False
+        raise ExportError(
+            f"{path}: refused, it holds objects other than tensors (only a state dict saved "
+            "by export is loaded, never arbitrary code)"
+        ) from error
+    except (OSError, RuntimeError, EOFError) as error:
+        raise ExportError(f"{path}: not a readable torch file ({error})") from error
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
+    ):
+        raise ExportError(f"{path}: not a state dict (a dict of named tensors)")
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:
+        reason = " ".join(str(error).split())[:300]
+        raise ExportError(f"{path}: does not fit the model of {CONFIG_FILE} ({reason})") from error
     return model.eval()

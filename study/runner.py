@@ -23,20 +23,33 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 from tqdm import tqdm
 
 from kws.augment import AugmentationConfig
 from kws.data import open_dataset
 from kws.device import configure_threads, resolve_device
-from kws.feature_cache import CachedFeatures, load_or_build_features
+from kws.errors import UserError
+from kws.feature_cache import CachedFeatures, feature_cache_key, load_or_build_features
+from kws.files import check_writable
 from kws.model import BASE
 from kws.reference import TrainedModel, load_or_train, training_data
+from kws.speech_commands import require_evaluable
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
-from study.attributes import AU_FA_FR, BAR, FAIL_REASON, FINISHED, PRUNED_REASON
+from study.attributes import (
+    AU_FA_FR,
+    BAR,
+    FAIL_REASON,
+    FEATURE_KEY,
+    FINISHED,
+    PRUNED_REASON,
+    REQUEUED_FROM,
+)
 from study.figures import best_trial_curve, reference_attributes, save_figures, study_figures
 from study.objective import Objective, best_feasible
 from study.pruning import make_pruner
@@ -44,7 +57,7 @@ from study.records import artifact_store
 from study.sampler import make_sampler
 from study.search_space import WARM_START
 from study.settings import StudySettings, changed_trial_fields
-from study.storage import MAX_RETRY, make_storage, quiet_optuna
+from study.storage import MAX_RETRY, make_storage, quiet_optuna, sqlite_path
 
 METRIC_NAME = "penalized_score"
 POLL_S = 2.0  # how often a waiting worker and the progress monitor look at the storage
@@ -82,8 +95,21 @@ class Prepared:
         return statistics.fmean(r.test_au_fa_fr for r in self.references)
 
 
-def prepare(settings: StudySettings) -> Prepared:
-    """Dataset, feature cache and reference model (each loaded from its cache when present)."""
+class DataChangedError(UserError):
+    """The study's data is not what the study was created with (another feature cache key)."""
+
+
+def prepare(settings: StudySettings, feature_key: str | None = None) -> Prepared:
+    """Dataset, feature cache and reference model (each loaded from its cache when present).
+
+    ``feature_key`` is the data's identity recorded by an existing study: data that hashes
+    otherwise (a folder changed in place, another dataset under the same path) is refused
+    before any feature or model is made, whatever path names it.
+
+    Raises:
+        DatasetError: a held-out split cannot give a meaningful au_fa_fr.
+        DataChangedError: the data differs from ``feature_key``'s.
+    """
     progress = settings.progress
     index = open_dataset(
         settings.data,
@@ -92,8 +118,16 @@ def prepare(settings: StudySettings) -> Prepared:
         embedded=EmbeddedDatasetConfig(seed=settings.seed),
         progress=progress,
     )
+    require_evaluable(index)
     augmentation = AugmentationConfig(seed=settings.seed)
-    features = load_or_build_features(index, settings.feature_dir, augmentation, progress)
+    key = feature_cache_key(index, augmentation)
+    if feature_key is not None and key != feature_key:
+        raise DataChangedError(
+            f"--data {settings.data}: these clips differ from those study '{settings.name}' "
+            f"was created with (feature cache key {feature_key} -> {key}), so its trials "
+            "would not be comparable; restore the data, or start a new study with --study-name"
+        )
+    features = load_or_build_features(index, settings.feature_dir, augmentation, progress, key)
     device = resolve_device(settings.device)
     seeds = range(settings.seed, settings.seed + settings.reference_seeds)
     references = tuple(
@@ -157,7 +191,7 @@ def _budget_guard(
     """Fail (without training) a trial that would be past ``trials``; record any failure."""
 
     def guarded(trial: optuna.Trial) -> float:
-        trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr(WORKER, worker_id())
         # A waiting trial with a smaller number (a dead worker's retry, enqueued while this
         # trial was being created) is popped before any new trial, so it holds its place.
         earlier = trial.study.get_trials(
@@ -220,13 +254,17 @@ def run_worker(
             time.sleep(POLL_S)
             continue
         ended: list[optuna.trial.FrozenTrial] = []
-        study.optimize(
-            objective,
-            n_trials=1,
-            timeout=remaining,
-            catch=(Exception,),
-            callbacks=[functools.partial(_record, ended)],
-        )
+        try:
+            study.optimize(
+                objective,
+                n_trials=1,
+                timeout=remaining,
+                catch=(Exception,),
+                callbacks=[functools.partial(_record, ended)],
+            )
+        except KeyboardInterrupt:
+            requeue_interrupted(study, worker_id())
+            raise
         if between_trials is not None:
             between_trials(finished_count(study))
         if not ended or ended[-1].user_attrs.get(SURPLUS):
@@ -235,7 +273,44 @@ def run_worker(
         failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
         if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
             reason = last.user_attrs.get(FAIL_REASON, "see the study's failed trials")
-            raise RuntimeError(f"{failures_in_a_row} trials in a row failed; the last: {reason}")
+            raise UserError(f"{failures_in_a_row} trials in a row failed; the last: {reason}")
+
+
+def worker_id() -> str:
+    """Which process runs a trial, as host:pid (its ``worker`` user attribute)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def requeue_interrupted(study: optuna.Study, worker: str) -> None:
+    """Queue again the parameters of the trial that Ctrl-C stopped in ``worker``.
+
+    Optuna has already marked it failed (a finished trial cannot be annotated), so the new
+    waiting trial records which one it reruns; the next run (or another worker) pops it
+    before proposing anything new, so a warm-start configuration is never lost. Called
+    after the interrupt has left Optuna's own write, where a second write could meet the
+    database's lock: a failure here is reported, not raised over the interrupt.
+    """
+    trials = study.get_trials(deepcopy=False)
+    requeued = {t.user_attrs[REQUEUED_FROM] for t in trials if REQUEUED_FROM in t.user_attrs}
+    mine = [
+        t
+        for t in trials
+        if t.user_attrs.get(WORKER) == worker
+        and t.state == TrialState.FAIL
+        and FAIL_REASON not in t.user_attrs
+        and t.number not in requeued
+    ]
+    if not mine:
+        return
+    interrupted = mine[-1]
+    try:
+        study.enqueue_trial(interrupted.params, user_attrs={REQUEUED_FROM: interrupted.number})
+    except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError) as error:
+        warnings.warn(
+            f"trial {interrupted.number} was interrupted and could not be queued again "
+            f"({error.__class__.__name__}); its parameters: {interrupted.params}",
+            stacklevel=2,
+        )
 
 
 def awaiting_retry(trials: list[optuna.trial.FrozenTrial]) -> int:
@@ -249,6 +324,7 @@ def awaiting_retry(trials: list[optuna.trial.FrozenTrial]) -> int:
     # Optuna stores each machine's local time: a clock or time-zone difference between
     # machines only moves a failure out of the window, back to Optuna's own behaviour.
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    retried |= {t.user_attrs[REQUEUED_FROM] for t in trials if REQUEUED_FROM in t.user_attrs}
     now = datetime.datetime.now()
     return sum(
         t.state == TrialState.FAIL
@@ -379,31 +455,47 @@ def with_study_bar(study: optuna.Study, prepared: Prepared) -> Prepared:
     return dataclasses.replace(prepared, bar=bar)
 
 
-def check_continuation(settings: StudySettings) -> None:
-    """Refuse to continue an existing study with other :data:`TRIAL_FIELDS` values.
+def check_continuation(settings: StudySettings) -> dict[str, Any]:
+    """Refuse to continue an existing study with other :data:`TRIAL_FIELDS` values; return
+    the study's user attributes ({} for a new study).
 
-    Checked before any preparation, so a mistyped flag costs nothing.
+    Checked before any preparation, so a mistyped flag costs nothing. A new SQLite file is
+    not created here: a run refused later leaves no empty database behind.
     """
+    path = sqlite_path(settings.storage)
+    if path is not None and not path.is_file():
+        return {}
     storage = make_storage(settings.storage, settings.heartbeat_interval, settings.grace_period)
     try:
         recorded = optuna.load_study(study_name=settings.name, storage=storage).user_attrs
     except KeyError:  # a new study
-        return
+        return {}
     changes = changed_trial_fields(recorded.get("settings", {}), settings)
     if changes:
-        raise ValueError(
+        raise UserError(
             f"study '{settings.name}' in {settings.storage} was created with other settings "
             f"({'; '.join(changes)}): its trials would not be comparable. Rerun with the "
             "study's values, or start a new study with --study-name"
         )
+    return recorded
+
+
+def check_outputs(settings: StudySettings) -> None:
+    """The artifact folder and the SQLite database's folder take a write, before any work:
+    a read-only one would otherwise fail every trial after it trained."""
+    check_writable(settings.artifact_dir, "--artifact-dir")
+    path = sqlite_path(settings.storage)
+    if path is not None:
+        check_writable(path.parent, f"--storage {settings.storage}: folder")
 
 
 def run(settings: StudySettings) -> optuna.Study:
     """Prepare, open the study, enqueue the warm start, run the workers, return the study."""
     quiet_optuna()
-    check_continuation(settings)
+    recorded = check_continuation(settings)
+    check_outputs(settings)
     configure_threads(settings.n_jobs)
-    prepared = prepare(settings)
+    prepared = prepare(settings, recorded.get(FEATURE_KEY))
     study, created = create_or_load(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -411,6 +503,7 @@ def run(settings: StudySettings) -> optuna.Study:
     if created or BAR not in study.user_attrs:
         study.set_user_attr("settings", settings.to_dict())
         study.set_user_attr(BAR, prepared.bar)
+        study.set_user_attr(FEATURE_KEY, prepared.features.key)
         study.set_user_attr("reference_val_au_fa_fr", prepared.reference_val_au_fa_fr)
         study.set_user_attr("reference_test_au_fa_fr", prepared.reference_test_au_fa_fr)
         for split in ("val", "test"):
@@ -419,6 +512,8 @@ def run(settings: StudySettings) -> optuna.Study:
         reference = prepared.reference
         for key, value in reference_attributes(reference.val_history, reference.val_curve).items():
             study.set_user_attr(key, value)
+    if FEATURE_KEY not in study.user_attrs:  # a study made before the data had an identity
+        study.set_user_attr(FEATURE_KEY, prepared.features.key)
     prepared = with_study_bar(study, prepared)
     if created:
         for params in WARM_START.values():

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from kws.config import config_from_dict
+from kws.config import ConfigError, config_from_dict
 from kws.speech_commands import KEYWORD
 from study.pruning import DEFAULT_PRUNER
 from study.records import DEFAULT_ARTIFACT_DIR
@@ -15,12 +15,17 @@ from study.storage import (
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
     default_study_name,
+    sqlite_path,
 )
 
 # What a trial trains on, for how long, and the bar it is judged by: a study holds one value
-# of each, or its trials are not comparable (and export retrains with the recorded ones).
-# The others (trials, timeout, n_jobs, device, pruner, paths) may change between runs.
+# of each, or its trials are not comparable, and export, report and train replay them. The
+# others belong to the machine and the run (trials, timeout, n_jobs, device, pruner, paths)
+# and are never replayed: each command takes its own.
 TRIAL_FIELDS = ("data", "keyword", "seed", "max_epochs", "max_au_fa_fr", "reference_seeds")
+# Compared by what it holds, not how it is spelled: the same folder given by another path is
+# the same data, and a folder changed in place is not (see study.runner.prepare).
+COMPARED_BY_CONTENT = ("data",)
 
 
 @dataclass(frozen=True)
@@ -54,22 +59,23 @@ class StudySettings:
 
     def __post_init__(self) -> None:
         if self.trials < 1:
-            raise ValueError(f"trials must be >= 1, got {self.trials}")
+            raise ConfigError(f"--trials must be >= 1, got {self.trials}")
         if self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+            raise ConfigError(f"--max-epochs must be >= 1, got {self.max_epochs}")
         if self.reference_seeds < 1:
-            raise ValueError(f"reference_seeds must be >= 1, got {self.reference_seeds}")
+            raise ConfigError(f"--reference-seeds must be >= 1, got {self.reference_seeds}")
         if self.n_jobs < 1:
-            raise ValueError(f"n_jobs must be >= 1, got {self.n_jobs}")
+            raise ConfigError(f"--n-jobs must be >= 1, got {self.n_jobs}")
         if self.timeout is not None and self.timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
+            raise ConfigError(f"--timeout must be positive seconds, got {self.timeout}")
         if not 0 < self.heartbeat_interval < self.grace_period:
-            raise ValueError(
-                "heartbeat_interval must be positive and shorter than grace_period, got "
+            raise ConfigError(
+                "--heartbeat-interval must be positive and shorter than --grace-period, got "
                 f"{self.heartbeat_interval} and {self.grace_period}"
             )
         if self.max_au_fa_fr is not None and self.max_au_fa_fr <= 0:
-            raise ValueError(f"max_au_fa_fr must be positive, got {self.max_au_fa_fr}")
+            raise ConfigError(f"--max-au-fa-fr must be positive, got {self.max_au_fa_fr}")
+        sqlite_path(self.storage)  # refuses an in-memory database
 
     @property
     def name(self) -> str:
@@ -85,10 +91,20 @@ class StudySettings:
 
 
 def changed_trial_fields(recorded: dict[str, Any], settings: StudySettings) -> list[str]:
-    """``--flag recorded -> now`` for each of :data:`TRIAL_FIELDS` that differs from the
-    settings a study was created with (``recorded``, its ``settings`` attribute)."""
+    """``--flag recorded -> now`` for each of :data:`TRIAL_FIELDS` (but those compared by
+    content) that differs from the settings a study was created with (``recorded``, its
+    ``settings`` attribute)."""
     return [
         f"--{name.replace('_', '-')} {recorded[name]} -> {getattr(settings, name)}"
         for name in TRIAL_FIELDS
-        if name in recorded and recorded[name] != getattr(settings, name)
+        if name not in COMPARED_BY_CONTENT
+        and name in recorded
+        and recorded[name] != getattr(settings, name)
     ]
+
+
+def replayed(recorded: dict[str, Any], here: StudySettings, study_name: str) -> StudySettings:
+    """The settings to retrain a study's trials with on this machine: its
+    :data:`TRIAL_FIELDS` from ``recorded`` (validated), everything else from ``here``."""
+    trial_fields = {name: getattr(StudySettings.from_dict(recorded), name) for name in TRIAL_FIELDS}
+    return dataclasses.replace(here, study_name=study_name, **trial_fields)

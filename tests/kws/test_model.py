@@ -392,7 +392,9 @@ def test_each_clip_alone_equals_its_batch_row_in_eval(name: str, frames: int) ->
         batched = model(x)
         for i in range(len(x)):
             alone = model(x[i : i + 1])
-            torch.testing.assert_close(alone[0], batched[i], atol=1e-6, rtol=0.0)
+            # fp32 logits of order 1 (eps 1.2e-7): a batch of 1 and of 5 may take other
+            # kernels and summation orders, a few dozen ulps apart on some CPUs.
+            torch.testing.assert_close(alone[0], batched[i], atol=1e-5, rtol=0.0)
 
 
 def test_eval_forward_is_deterministic_despite_dropout() -> None:

@@ -103,7 +103,9 @@ def test_fp16_models_stream_like_their_offline_half_model(chunk: int) -> None:
         streamed = torch.tensor(StreamingDetector(model, chunk_ms=chunk / 16).push(audio))
         ends = window_ends(audio.numel(), chunk)
         expected = offline(model, [audio[end - WINDOW : end] for end in ends])
-        torch.testing.assert_close(streamed, expected, rtol=0, atol=1e-5)
+        # fp16 holds about 3 significant digits (spacing 2**-11 ~ 5e-4 just below 1.0), and
+        # fp16 kernels round differently between CPUs: a few such steps on a probability.
+        torch.testing.assert_close(streamed, expected, rtol=0, atol=2e-3)
 
 
 def test_other_window_lengths_equal_the_offline_model() -> None:

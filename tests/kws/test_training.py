@@ -102,8 +102,10 @@ def _restored(config: CRNNConfig, state_dict: dict[str, torch.Tensor]) -> CRNN:
 
 def test_the_best_epoch_weights_are_returned(data: TrainingData) -> None:
     recipe = dataclasses.replace(FAST, epochs=6, learning_rate=2e-2)
+    # Whether a seed's last epoch is worse than its best depends on training on this CPU;
+    # many seeds make finding one near-certain, and the loop stops at the first.
     found_best_before_last = False
-    for seed in range(4):
+    for seed in range(16):
         result = train(TOY, dataclasses.replace(recipe, seed=seed), data)
         values = [report.val_au_fa_fr for report in result.history]
         assert result.best_val_au_fa_fr == min(values)
@@ -113,11 +115,15 @@ def test_the_best_epoch_weights_are_returned(data: TrainingData) -> None:
         )
         assert restored == pytest.approx(result.best_val_au_fa_fr, abs=1e-12)
         found_best_before_last |= min(values) < values[-1]
+        if found_best_before_last:
+            break
     assert found_best_before_last, "no seed had a worse last epoch: the test proves nothing"
 
 
 def test_patience_stops_after_that_many_epochs_without_improvement(data: TrainingData) -> None:
-    recipe = dataclasses.replace(FAST, epochs=30, patience=2, learning_rate=2e-2)
+    # The cap only bounds the run: with 100 epochs, 2 in a row without improvement is
+    # near-certain to come first on any CPU (the validation metric plateaus within a few).
+    recipe = dataclasses.replace(FAST, epochs=100, patience=2, learning_rate=2e-2)
     result = train(TOY, recipe, data)
     assert result.stopped_early
     assert len(result.history) == result.best_epoch + 2

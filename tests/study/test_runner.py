@@ -147,7 +147,7 @@ def test_infeasible_trials_are_never_exported(settings, tmp_path: Path) -> None:
     study = run(impossible)
     out = tmp_path / "export"
     with pytest.raises(ExportError, match="no feasible"):
-        export_best(study, out, seeds=1)
+        export_best(study, out, impossible, seeds=1)
     assert not out.exists()
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "run_study.py"), "export", "--storage",
@@ -160,9 +160,10 @@ def test_infeasible_trials_are_never_exported(settings, tmp_path: Path) -> None:
 
 
 def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp_path) -> None:
-    lenient = dataclasses.replace(settings, trials=3, max_au_fa_fr=1.0)  # all feasible
+    # All feasible; on the CPU, where the export and `train` below retrain.
+    lenient = dataclasses.replace(settings, trials=3, max_au_fa_fr=1.0, device="cpu")
     study = run(lenient)
-    folder = export_best(study, tmp_path / "export", seeds=2, device="cpu")
+    folder = export_best(study, tmp_path / "export", lenient, seeds=2)
     export = read_export(folder)
     best = study.best_trial
     assert export.study["trial_number"] == best.number
@@ -192,7 +193,8 @@ def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp
     retrained = subprocess.run(
         [sys.executable, str(REPO_ROOT / "run_study.py"), "train", "--config",
          str(folder / "config.json"), "--out", str(tmp_path / "retrained"), "--no-progress",
-         "--device", "cpu"],
+         "--device", "cpu", "--data-dir", lenient.data_dir, "--feature-dir",
+         lenient.feature_dir, "--model-dir", lenient.model_dir],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert retrained.returncode == 0, retrained.stderr
