@@ -82,7 +82,7 @@ class CRNNConfig:
     def conv_frames(self, frames: int) -> int:
         """T': time steps after the convolution for an input of ``frames`` frames."""
         if frames < self.kernel_size[1]:
-            raise ValueError(
+            raise ConfigError(
                 f"time kernel {self.kernel_size[1]} does not fit an input of {frames} frames"
             )
         return (frames - self.kernel_size[1]) // self.stride[1] + 1

@@ -19,6 +19,7 @@ import json
 import pickle
 import platform
 import statistics
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -302,11 +303,13 @@ def load_weights(folder: str | Path) -> CRNN:
         model = model.half()
     path = Path(folder) / WEIGHTS_FILE
     try:
-        state_dict = torch.load(path, weights_only=True)
+        with warnings.catch_warnings():  # torch warns of the pickle protocol of odd files
+            warnings.simplefilter("ignore", UserWarning)
+            state_dict = torch.load(path, weights_only=True)
     except pickle.UnpicklingError as error:  # torch's message suggests weights_only=False
         raise ExportError(
-            f"{path}: refused, it holds objects other than tensors (only a state dict saved "
-            "by export is loaded, never arbitrary code)"
+            f"{path}: refused: not a torch file, or it holds objects other than tensors "
+            "(only a state dict saved by export is loaded, never code)"
         ) from error
     except (OSError, RuntimeError, EOFError) as error:
         raise ExportError(f"{path}: not a readable torch file ({error})") from error
