@@ -122,7 +122,7 @@ def recording_rows(
     rows = []
     for name, counts in RECORDINGS.items():
         test.KEYWORDS, test.CONFUSER_CLIPS, test.OTHER_CLIPS = counts
-        recording = test.build_recording(index, path, left_out)
+        recording = test.build_recording(index, model, threshold, left_out, path)
         detections = detect(model, read_resampled(recording.path), threshold=threshold)
         ends = recording.keyword_ends_s
         found = sum(

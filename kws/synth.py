@@ -302,13 +302,24 @@ def generate_embedded_dataset(
     """Synthesize the dataset into ``root`` (created; must not exist yet) and return it.
 
     Written into ``<root>.partial`` first and renamed at the end, so an interrupted run
-    never leaves a folder that looks complete.
+    never leaves a folder that looks complete; a failed one (disk full) removes it.
     """
     root = Path(root)
     if root.exists():
         raise FileExistsError(f"{root} already exists; remove it or use ensure_embedded_dataset")
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _generate(partial, config, progress)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # a failed write (disk full) leaves nothing
+        raise
+    partial.rename(root)
+    return root
+
+
+def _generate(partial: Path, config: EmbeddedDatasetConfig, progress: bool) -> None:
+    """Synthesize the whole dataset into the folder ``partial``."""
     rng = np.random.default_rng(config.seed)
     speakers = _make_speakers(config, rng)
     plans = _plan_clips(config, speakers, rng)
@@ -356,8 +367,6 @@ def generate_embedded_dataset(
             indent=1,
         )
     )
-    partial.rename(root)
-    return root
 
 
 def ensure_embedded_dataset(

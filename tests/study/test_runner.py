@@ -17,7 +17,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from study.attributes import AU_FA_FR, BAR
+from study.attributes import AU_FA_FR, BAR, REQUEUED_FROM
 from study.export import TORCHSCRIPT_FILE, ExportError, export_best, load_weights, read_export
 from study.runner import check_continuation, open_study, prepare, run
 from study.search_space import WARM_START
@@ -105,13 +105,20 @@ def test_resume_after_an_interrupt_reaches_exactly_n(settings, cli_args) -> None
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
     assert "rerun the same command" in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     interrupted = _trials(settings)
     assert not [t for t in interrupted if t.state == TrialState.RUNNING]
     assert 2 <= len(_finished(interrupted)) < 10
+    stopped = [t for t in interrupted if t.state == TrialState.FAIL]
+    assert len(stopped) <= 1  # the trial that was training, unless Ctrl-C fell between two
 
     resumed = run(settings)
     assert len(_finished(resumed.trials)) == 10
     assert not [t for t in resumed.trials if t.state == TrialState.RUNNING]
+    for trial in stopped:  # its parameters ran again, before anything new was proposed
+        [rerun] = [t for t in resumed.trials if t.user_attrs.get(REQUEUED_FROM) == trial.number]
+        assert trial.params.items() <= rerun.params.items()  # all, unless cut during sampling
+        assert rerun.state in (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def _count_finished(database: str) -> int:
