@@ -9,7 +9,6 @@ FEASIBLE = "feasible"
 PRUNED_REASON = "pruning_reason"
 FAIL_REASON = "fail_reason"  # why a trial failed; absent when its worker died first
 REQUEUED_FROM = "requeued_from"  # number of the interrupted trial whose parameters this reruns
-INTERRUPTED = "interrupted (Ctrl-C); its parameters are queued again"
 FEATURE_KEY = "feature_key"  # study attribute: the feature cache key, the data's identity
 UNMEASURED_AU_FA_FR = 1.0  # recorded for a trial skipped before training
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # count towards --trials; plotted
