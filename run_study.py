@@ -90,11 +90,7 @@ def _add_cache_arguments(parser: argparse.ArgumentParser, models: bool) -> None:
         help="where the log-mel feature cache is kept (default: %(default)s)",
     )
     if models:
-        parser.add_argument(
-            "--model-dir",
-            default=DEFAULTS.model_dir,
-            help="where the reference (teacher) model is cached (default: %(default)s)",
-        )
+        _add_model_dir_argument(parser)
 
 
 def _add_storage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +113,14 @@ def _add_artifact_dir_argument(parser: argparse.ArgumentParser, purpose: str) ->
     )
 
 
+def _add_model_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-dir",
+        default=DEFAULTS.model_dir,
+        help="where the reference (teacher) model is cached (default: %(default)s)",
+    )
+
+
 def _add_machine_arguments(parser: argparse.ArgumentParser) -> None:
     """Where a stored study or export is retrained here: this machine's device and caches,
     never the ones it was made with."""
@@ -132,11 +136,7 @@ def _add_machine_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
     _add_storage_arguments(parser)
     _add_data_arguments(parser)
-    parser.add_argument(
-        "--model-dir",
-        default=DEFAULTS.model_dir,
-        help="where the reference (teacher) model is cached (default: %(default)s)",
-    )
+    _add_model_dir_argument(parser)
     _add_artifact_dir_argument(
         parser, "where every finished trial's checkpoint is stored for the dashboard"
     )
