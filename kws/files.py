@@ -32,16 +32,11 @@ def save_atomically(payload: dict[str, object], path: Path) -> None:
     Raises:
         WriteError: the write failed (disk full, no permission); nothing is left behind.
     """
-    write_atomically(path, lambda partial: torch.save(payload, partial))
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(partial)`` then rename ``partial`` over ``path``; see :func:`save_atomically`."""
     path = Path(path)
     _make_folder(path.parent)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        write(partial)
+        torch.save(payload, partial)
         partial.replace(path)
     except OSError as error:
         raise WriteError(f"{path}: could not be written ({_reason(error)})") from error
