@@ -37,14 +37,13 @@ from kws.speech_commands import KEYWORD, SPLIT_METHODS
 from kws.streaming import StreamingDetector
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import evaluate_au_fa_fr, train
-from study.attributes import FEATURE_KEY
 from study.export import WEIGHTS_FILE, export_best, load_weights, read_export
 from study.figures import best_trial_curve, study_figures
 from study.objective import best_feasible
 from study.pruning import PRUNERS
 from study.records import DEFAULT_ARTIFACT_DIR, artifact_store
 from study.report import write_report
-from study.runner import describe, finished_count, prepare, run
+from study.runner import describe, finished_count, prepare, prepare_stored, run
 from study.settings import StudySettings, replayed
 from study.storage import DEFAULT_STORAGE, load_existing_study, make_storage, quiet_optuna
 
@@ -444,8 +443,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     study = _existing_study(args)
-    settings = replayed(study.user_attrs["settings"], _here(args), study.study_name)
-    features = prepare(settings, study.user_attrs.get(FEATURE_KEY)).features
+    features = prepare_stored(study, _here(args))[1].features
     best = best_trial_curve(
         study,
         make_storage(args.storage, create=False),

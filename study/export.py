@@ -38,11 +38,11 @@ from kws.files import replace_folder
 from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
 from kws.training import TrainConfig, TrainingData, evaluate_au_fa_fr, train
-from study.attributes import AU_FA_FR, FEASIBLE, FEATURE_KEY
+from study.attributes import AU_FA_FR, FEASIBLE
 from study.objective import deployed_compression
-from study.runner import Prepared, prepare, student_recipe, with_study_bar
+from study.runner import Prepared, prepare_stored, student_recipe, with_study_bar
 from study.search_space import configs_from_params
-from study.settings import StudySettings, replayed
+from study.settings import StudySettings
 
 EXPORT_FORMAT = "kws-study export 2"
 CONFIG_FILE = "config.json"
@@ -177,8 +177,8 @@ def export_best(
             f"study {study.study_name!r} has no feasible completed trial: nothing to export"
         )
     feasible.sort(key=lambda t: (-t.value, t.number))
-    settings = replayed(study.user_attrs["settings"], here, study.study_name)
-    prepared = with_study_bar(study, prepare(settings, study.user_attrs.get(FEATURE_KEY)))
+    settings, prepared = prepare_stored(study, here)
+    prepared = with_study_bar(study, prepared)
     data = training_data(prepared.features, prepared.reference, resolve_device(settings.device))
 
     candidates, retrained = [], {}

@@ -56,7 +56,7 @@ from study.pruning import make_pruner
 from study.records import artifact_store
 from study.sampler import make_sampler
 from study.search_space import WARM_START
-from study.settings import StudySettings, changed_trial_fields
+from study.settings import StudySettings, changed_trial_fields, replayed
 from study.storage import MAX_RETRY, make_storage, quiet_optuna, sqlite_path
 
 METRIC_NAME = "penalized_score"
@@ -138,6 +138,13 @@ def prepare(settings: StudySettings, feature_key: str | None = None) -> Prepared
     )
     bar = settings.max_au_fa_fr or 1.1 * _mean_val_au_fa_fr(references)
     return Prepared(features=features, references=references, bar=bar)
+
+
+def prepare_stored(study: optuna.Study, here: StudySettings) -> tuple[StudySettings, Prepared]:
+    """A stored study's settings on this machine (:func:`study.settings.replayed`) and its
+    preparation, refused when the data no longer hashes to the study's feature cache key."""
+    settings = replayed(study.user_attrs["settings"], here, study.study_name)
+    return settings, prepare(settings, study.user_attrs.get(FEATURE_KEY))
 
 
 def _mean_val_au_fa_fr(references: tuple[TrainedModel, ...]) -> float:
