@@ -43,12 +43,7 @@ def config_from_dict(cls: type[Config], data: Mapping[str, Any]) -> Config:
     if missing:
         raise ConfigError(f"missing field(s) {', '.join(missing)}")
     values = {name: _typed(name, hints[name], data[name]) for name in fields}
-    try:
-        return cls(**values)
-    except ConfigError:
-        raise
-    except ValueError as error:  # a range check of __post_init__
-        raise ConfigError(str(error)) from error
+    return cls(**values)  # range checks: each config's __post_init__ raises ConfigError
 
 
 def _typed(name: str, hint: Any, value: Any) -> Any:
