@@ -24,6 +24,8 @@ GRU_ELEMENTWISE_MACS_PER_UNIT = 13
 """thop's element-wise GRU terms per hidden unit and step: in each of the 3 gates one add of
 the input and hidden halves plus 2 bias adds (9), ``r * (W_hn h + b_hn)`` (1) and
 ``h' = (1 - z) * n + z * h`` (3)."""
+GRU_BIAS_MACS_PER_UNIT = 6
+"""Of those, the bias adds (2 in each gate): a GRU without biases has 13 - 6 = 7."""
 
 
 def state_dict_bytes(model: nn.Module) -> int:
@@ -49,14 +51,16 @@ def _gru_macs_per_step(config: CRNNConfig) -> int:
     """thop's GRU count for one time step, all layers and directions (with bias).
 
     Per layer and direction: three gates of ``(in + h) * h`` multiply-accumulates each plus
-    13 * h element-wise terms; layers after the first read both directions' outputs.
+    13 * h element-wise terms (7 * h without biases); layers after the first read both
+    directions' outputs.
     """
     directions = 2 if config.bidirectional else 1
     h = config.hidden_size
+    elementwise = GRU_ELEMENTWISE_MACS_PER_UNIT - (0 if config.bias else GRU_BIAS_MACS_PER_UNIT)
     total = 0
     for layer in range(config.gru_num_layers):
         in_size = config.gru_input_size if layer == 0 else h * directions
-        total += directions * (3 * (in_size + h) * h + GRU_ELEMENTWISE_MACS_PER_UNIT * h)
+        total += directions * (3 * (in_size + h) * h + elementwise * h)
     return total
 
 
@@ -67,8 +71,8 @@ def count_macs(config: CRNNConfig, seconds: float = 2.0) -> int:
     Conv2d ``Cout * F' * T' * Cin * kf * kt`` (no bias); the GRU as in
     :func:`_gru_macs_per_step` for each of the T' steps; every Linear ``in * out`` per
     application (the attention's two at every step, the classifier once); tanh, softmax,
-    the weighted sum and flatten count zero. The course compares at 2 s (40 x 201 frames),
-    where :data:`kws.model.BASE` gives 904,608.
+    the weighted sum, a mean pooling and flatten count zero. The course compares at 2 s
+    (40 x 201 frames), where :data:`kws.model.BASE` gives 904,608.
     """
     steps = config.conv_frames(seconds_to_frames(seconds))
     kf, kt = config.kernel_size
@@ -76,7 +80,8 @@ def count_macs(config: CRNNConfig, seconds: float = 2.0) -> int:
     conv = config.cnn_out_channels * config.conv_frequency_bins * steps * in_channels * kf * kt
     gru = _gru_macs_per_step(config) * steps
     h = config.rnn_output_size
-    attention = (h * h + h * 1) * steps  # Linear(h, h) and Linear(h, 1) at each step
+    # Linear(h, h) and Linear(h, 1) at each step; a mean costs nothing by thop's count
+    attention = (h * h + h * 1) * steps if config.pooling == "attention" else 0
     classifier = h * config.num_classes
     return conv + gru + attention + classifier
 

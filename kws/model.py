@@ -4,8 +4,14 @@ The base model of the course (background.md) and every student of the search are
 ``CRNN(config)`` with different ``CRNNConfig`` values:
 
     log-mel (B, n_mels, T) -> Conv2d(1 -> C, kernel (kf, kt), stride (sf, st), no padding)
-    -> flatten (B, T', C * F') -> GRU(layers, hidden) -> additive attention over time
+    -> flatten (B, T', C * F') -> GRU(layers, hidden) -> pooling over time
     -> Linear(hidden, n_classes)
+
+The pooling is the course's additive attention, or a plain mean over time; every layer has
+biases (the course's) or none. Both choices exist for size: ``torch.save`` writes about
+250 bytes per tensor whatever it holds, so a student of a few hundred weights pays more for
+its attention's and biases' eight tensors than for its weights (docs/benchmarks.md,
+"The size ceiling").
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from torch import nn
 from kws.config import ConfigError, config_from_dict
 from kws.features import FRAMES_PER_CLIP, N_MELS
 
+POOLINGS = ("attention", "mean")
+"""Pooling over time: the course's additive attention, or the mean of the GRU outputs."""
+
 
 @dataclass(frozen=True)
 class CRNNConfig:
@@ -35,6 +44,8 @@ class CRNNConfig:
     n_mels: int = N_MELS
     num_classes: int = 2
     dropout: float = 0.1  # between GRU layers; only active with gru_num_layers > 1
+    pooling: str = "attention"  # one of POOLINGS
+    bias: bool = True  # biases in the convolution, the GRU and the classifier
 
     def __post_init__(self) -> None:
         # JSON has no tuples: accept lists and store tuples so equality and hashing work.
@@ -53,9 +64,12 @@ class CRNNConfig:
                 raise ConfigError(f"CRNNConfig.{name} must be a positive integer, got {value!r}")
         if self.num_classes < 2:
             raise ConfigError(f"CRNNConfig.num_classes must be >= 2, got {self.num_classes}")
-        if not isinstance(self.bidirectional, bool):
+        for name in ("bidirectional", "bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"CRNNConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if self.pooling not in POOLINGS:
             raise ConfigError(
-                f"CRNNConfig.bidirectional must be a bool, got {self.bidirectional!r}"
+                f"CRNNConfig.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"CRNNConfig.dropout must be in [0, 1), got {self.dropout!r}")
@@ -127,9 +141,10 @@ class AttentionPooling(nn.Module):
 
 
 class CRNN(nn.Module):
-    """Conv -> GRU -> attention -> linear, built from a :class:`CRNNConfig`.
+    """Conv -> GRU -> pooling -> linear, built from a :class:`CRNNConfig`.
 
     ``forward`` maps log-mel features ``(B, n_mels, frames)`` to logits ``(B, num_classes)``.
+    With attention pooling the module holds ``attention``; with mean pooling it has none.
     """
 
     def __init__(self, config: CRNNConfig, min_frames: int = FRAMES_PER_CLIP) -> None:
@@ -138,7 +153,13 @@ class CRNN(nn.Module):
         self.config = config
         # Sequential(Conv2d, Flatten) mirrors the course's model: keys ``conv.0.*``.
         self.conv = nn.Sequential(
-            nn.Conv2d(1, config.cnn_out_channels, config.kernel_size, stride=config.stride),
+            nn.Conv2d(
+                1,
+                config.cnn_out_channels,
+                config.kernel_size,
+                stride=config.stride,
+                bias=config.bias,
+            ),
             nn.Flatten(start_dim=1, end_dim=2),
         )
         self.gru = nn.GRU(
@@ -148,15 +169,23 @@ class CRNN(nn.Module):
             batch_first=True,
             dropout=config.dropout if config.gru_num_layers > 1 else 0.0,
             bidirectional=config.bidirectional,
+            bias=config.bias,
         )
-        self.attention = AttentionPooling(config.rnn_output_size)
-        self.classifier = nn.Linear(config.rnn_output_size, config.num_classes)
+        if config.pooling == "attention":
+            self.attention = AttentionPooling(config.rnn_output_size)
+        self.classifier = nn.Linear(config.rnn_output_size, config.num_classes, bias=config.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = self.conv(features.unsqueeze(1))  # (B, 1, F, T) -> (B, C * F', T')
         x = x.transpose(1, 2)  # (B, T', C * F')
         x, _ = self.gru(x)  # (B, T', hidden * directions)
-        return self.classifier(self.attention(x))  # (B, num_classes)
+        return self.classifier(self.pool(x))  # (B, num_classes)
+
+    def pool(self, hidden: torch.Tensor) -> torch.Tensor:
+        """GRU outputs ``(B, T', H)`` to one vector ``(B, H)`` per clip."""
+        if hasattr(self, "attention"):  # TorchScript resolves this when scripting
+            return self.attention(hidden)
+        return hidden.mean(dim=-2)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -207,7 +207,7 @@ class StreamingDetector:
         # (1, T', C F') as a transposed view, the memory layout the offline model hands its
         # GRU: fp16 GRUs on the CPU round differently on a contiguous copy (by ~5e-4).
         hidden, _ = self.model.gru(columns.unsqueeze(0).transpose(1, 2))
-        logits = self.model.classifier(self.model.attention(hidden))  # (1, classes)
+        logits = self.model.classifier(self.model.pool(hidden))  # (1, classes)
         return float(torch.softmax(logits.float(), dim=-1)[0, 1])
 
     def _features(self, window: torch.Tensor, start: int) -> torch.Tensor:

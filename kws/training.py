@@ -29,6 +29,8 @@ from kws.features import SpecAugment
 from kws.metrics import au_fa_fr
 from kws.model import CRNN, CRNNConfig
 
+LR_SCHEDULES = ("constant", "cosine")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -43,6 +45,10 @@ class TrainConfig:
     alpha: float = 0.0  # weight of the distillation term; 0 = plain cross-entropy
     epoch_examples: int = 0  # examples drawn per epoch; 0 = one per training clip
     patience: int = 0  # epochs without a better validation au_fa_fr before stopping; 0 = never
+    # "constant", or "cosine": the learning rate decays to 0 over the recipe's epochs (per
+    # step), so a student still improving at its last epoch settles instead of stopping
+    # mid-descent.
+    lr_schedule: str = "constant"
     fp16: bool = False  # deploy (and so validate) the half-precision model
     freq_mask: int = 15  # SpecAugment: widest frequency mask, mel bands
     time_mask: int = 35  # SpecAugment: widest time mask, frames
@@ -55,6 +61,11 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be positive, got {getattr(self, name)!r}"
                 )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"TrainConfig.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                f"got {self.lr_schedule!r}"
+            )
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"TrainConfig.alpha must be in [0, 1], got {self.alpha!r}")
         for name in ("weight_decay", "epoch_examples", "patience", "freq_mask", "time_mask"):
@@ -236,6 +247,9 @@ def train(
     gathered = flat_views.new_empty((chunk_size, *flat_views.shape[1:]))
     features = torch.empty(gathered.shape, device=device)
 
+    steps_per_epoch = math.ceil(epoch_examples / recipe.batch_size)
+    total_steps, step = recipe.epochs * steps_per_epoch, 0
+
     best_state: dict[str, torch.Tensor] = {}
     best_epoch, best_value, history = 0, math.inf, []
     for epoch in range(1, recipe.epochs + 1):
@@ -276,7 +290,11 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                if recipe.lr_schedule == "cosine":
+                    decay = 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+                    optimizer.param_groups[0]["lr"] = recipe.learning_rate * decay
                 optimizer.step()
+                step += 1
                 loss_sum += loss_value * min(recipe.batch_size, size - first)
 
         train_seconds = time.perf_counter() - start

@@ -1,9 +1,12 @@
 """Names of the user attributes every trial carries, read back by the constraint, export,
-dashboard notes, figures and report; and which trial states count as finished."""
+dashboard notes, figures and report; and which trials count toward ``--trials``."""
 
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-AU_FA_FR = "au_fa_fr"  # best validation au_fa_fr so far; the deployed model's when complete
+# Best validation au_fa_fr so far; when complete, the deployed model's, and for a trial that
+# met the bar on its first seed the mean over its confirmation seeds (AU_FA_FR_SEEDS).
+AU_FA_FR = "au_fa_fr"
+AU_FA_FR_SEEDS = "au_fa_fr_seeds"  # the deployed model's validation au_fa_fr per seed
 BAR = "au_fa_fr_bar"
 FEASIBLE = "feasible"
 PRUNED_REASON = "pruning_reason"
@@ -11,4 +14,10 @@ FAIL_REASON = "fail_reason"  # why a trial failed; absent when its worker died f
 REQUEUED_FROM = "requeued_from"  # number of the interrupted trial whose parameters this reruns
 FEATURE_KEY = "feature_key"  # study attribute: the feature cache key, the data's identity
 UNMEASURED_AU_FA_FR = 1.0  # recorded for a trial skipped before training
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # count towards --trials; plotted
+SKIPPED = "skipped"  # True for a proposal that could not beat the best and never trained
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # plotted; count toward --trials unless skipped
+
+
+def counts_toward_budget(trial: FrozenTrial) -> bool:
+    """A finished trial that trained: what ``--trials N`` counts (skipped ones do not)."""
+    return trial.state in FINISHED and not trial.user_attrs.get(SKIPPED, False)

@@ -22,7 +22,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from kws.model import CRNN, CRNNConfig
 from kws.training import TrainConfig
-from study.attributes import AU_FA_FR, BAR, FEASIBLE, PRUNED_REASON
+from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, BAR, FEASIBLE, PRUNED_REASON
 
 DEFAULT_ARTIFACT_DIR = "storage/artifacts"
 
@@ -63,6 +63,12 @@ def trial_note(number: int, state: str, params: dict[str, Any], attrs: dict[str,
     au_fa_fr = attrs.get(AU_FA_FR, math.nan)
     bar = attrs.get(BAR, math.nan)
     fp16 = " fp16" if params.get("fp16") else ""
+    per_seed = attrs.get(AU_FA_FR_SEEDS, [])
+    seeds = (
+        f"; mean over {len(per_seed)} seeds: {', '.join(f'{v:.3e}' for v in per_seed)}"
+        if len(per_seed) > 1
+        else ""
+    )
     lines = [
         f"### Trial {number}: {state.lower()}, "
         f"{'feasible' if attrs.get(FEASIBLE) else 'infeasible'}",
@@ -72,7 +78,9 @@ def trial_note(number: int, state: str, params: dict[str, Any], attrs: dict[str,
         f"| architecture | {params.get('cnn_out_channels')} channels, kernel "
         f"({params.get('kernel_freq')}, {params.get('kernel_time')}), stride "
         f"({params.get('stride_freq')}, {params.get('stride_time')}), "
-        f"{params.get('gru_num_layers')} GRU layer(s) of {params.get('hidden_size')}{fp16} |",
+        f"{params.get('gru_num_layers')} GRU layer(s) of {params.get('hidden_size')}, "
+        f"{params.get('pooling')} pooling{'' if params.get('bias', True) else ', no biases'}"
+        f"{fp16} |",
         f"| distillation | T = {params.get('temperature', math.nan):.2f}, "
         f"alpha = {params.get('alpha', math.nan):.2f}; "
         f"learning rate {params.get('learning_rate', math.nan):.2e} |",
@@ -81,7 +89,7 @@ def trial_note(number: int, state: str, params: dict[str, Any], attrs: dict[str,
         f"| score | {attrs.get('score', math.nan):.2f} "
         f"(C {attrs.get('compression_rate', math.nan):.2f}, "
         f"S {attrs.get('speedup', math.nan):.2f}) |",
-        f"| validation au_fa_fr | {au_fa_fr:.3e} (bar {bar:.3e}) |",
+        f"| validation au_fa_fr | {au_fa_fr:.3e} (bar {bar:.3e}){seeds} |",
         f"| kept epoch | {attrs.get('kept_epoch', '-')} of "
         f"{len(attrs.get('au_fa_fr_per_epoch', []))} trained |",
     ]

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 
 from study.attributes import AU_FA_FR, BAR, FEASIBLE
-from study.export import Export
+from study.export import Export, held_out_verdict
 from study.figures import FIGURE_TITLES, warm_start_label
 
 TOP_TRIALS = 15
@@ -84,14 +84,17 @@ def _held_out(export: Export | None) -> str:
         return "<p>Not exported yet: <code>python run_study.py export</code> retrains the " \
                "winner on several seeds and measures it on the test split.</p>"  # fmt: skip
     held = export.held_out
-    verdict = "pass" if held["passes"] else "fail"
+    verdict = held_out_verdict(held)
     values = ", ".join(f"{v:.3e}" for v in held["test_au_fa_fr"])
     return (
         f"<p>Exported trial {export.study['trial_number']} (score "
         f"{export.metrics['score']:.2f}): test au_fa_fr over seeds {held['seeds']}: "
         f"{values}; mean {held['test_au_fa_fr_mean']:.3e} &plusmn; "
-        f"{held['test_au_fa_fr_std']:.1e} against the bar {held['bar']:.3e}: "
-        f"<span class='{verdict}'>{verdict.upper()}</span>.</p>"
+        f"{held['test_au_fa_fr_std']:.1e}. The reference's (BASE) test au_fa_fr, mean over "
+        f"its seeds, is {held['reference_test_au_fa_fr']:.3e}, so the like-for-like bar is "
+        f"{held['bar_ratio']:.2f} &times; {held['reference_test_au_fa_fr']:.3e} = "
+        f"{held['test_bar']:.3e} (the validation bar is {held['bar']:.3e}): "
+        f"<span class='{'pass' if held['passes'] else 'fail'}'>{verdict}</span>.</p>"
     )
 
 

@@ -43,18 +43,20 @@ from kws.synth import EmbeddedDatasetConfig
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
 from study.attributes import (
     AU_FA_FR,
+    AU_FA_FR_SEEDS,
     BAR,
     FAIL_REASON,
     FEATURE_KEY,
-    FINISHED,
     PRUNED_REASON,
     REQUEUED_FROM,
+    SKIPPED,
+    counts_toward_budget,
 )
 from study.figures import best_trial_curve, reference_attributes, save_figures, study_figures
 from study.objective import Objective, best_feasible
 from study.pruning import make_pruner
 from study.records import artifact_store
-from study.sampler import make_sampler
+from study.sampler import MAX_PROPOSALS, make_sampler
 from study.search_space import WARM_START
 from study.settings import StudySettings, changed_trial_fields, replayed
 from study.storage import MAX_RETRY, make_storage, quiet_optuna, sqlite_path
@@ -66,6 +68,9 @@ WORKER = "worker"  # user attribute: which process ran the trial, as host:pid
 FIGURES_EVERY = 10  # finished trials between two redraws of the dashboard's figures
 RETRY_WINDOW_S = 30.0  # longest a stale trial's retry may take to be enqueued
 MAX_FAILURES_IN_A_ROW = 10  # a worker whose trials all fail stops instead of looping
+# A skipped proposal means the sampler found nothing that could beat the best in
+# MAX_PROPOSALS draws; this many in a row, and the search is over.
+MAX_SKIPS_IN_A_ROW = 10
 
 
 class StudyFullError(RuntimeError):
@@ -169,7 +174,7 @@ def _create_study(settings: StudySettings, load_if_exists: bool) -> optuna.Study
         storage=storage,
         study_name=settings.name,
         direction="maximize",
-        sampler=make_sampler(settings.seed),
+        sampler=make_sampler(settings.seed, settings.skip_hopeless, settings.sampler),
         pruner=make_pruner(settings.pruner, settings.max_epochs),
         load_if_exists=load_if_exists,
     )
@@ -189,7 +194,8 @@ def create_or_load(settings: StudySettings) -> tuple[optuna.Study, bool]:
 
 
 def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials that count toward ``--trials``: finished and trained (not skipped)."""
+    return sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
 
 
 def _budget_guard(
@@ -201,10 +207,13 @@ def _budget_guard(
         trial.set_user_attr(WORKER, worker_id())
         # A waiting trial with a smaller number (a dead worker's retry, enqueued while this
         # trial was being created) is popped before any new trial, so it holds its place.
-        earlier = trial.study.get_trials(
-            deepcopy=False, states=(*FINISHED, TrialState.RUNNING, TrialState.WAITING)
-        )
-        if sum(t.number < trial.number for t in earlier) >= trials:
+        earlier = [
+            t
+            for t in trial.study.get_trials(deepcopy=False)
+            if t.number < trial.number
+            and (counts_toward_budget(t) or t.state in (TrialState.RUNNING, TrialState.WAITING))
+        ]
+        if len(earlier) >= trials:
             trial.set_user_attr(FAIL_REASON, f"the study already has {trials} trials")
             trial.set_user_attr(SURPLUS, True)
             raise StudyFullError(f"the study already has {trials} trials")
@@ -240,14 +249,15 @@ def run_worker(
             student_recipe(settings),
             settings.skip_hopeless,
             artifact_store(settings.artifact_dir),
+            settings.confirm_seeds,
         ),
         settings.trials,
     )
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
-    failures_in_a_row = 0
+    failures_in_a_row = skips_in_a_row = 0
     while True:
         trials = study.get_trials(deepcopy=False)
-        finished = sum(t.state in FINISHED for t in trials)
+        finished = sum(counts_toward_budget(t) for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials) + awaiting_retry(trials)
         if finished >= settings.trials:
             return
@@ -277,6 +287,15 @@ def run_worker(
         if not ended or ended[-1].user_attrs.get(SURPLUS):
             continue
         last = ended[-1]
+        skips_in_a_row = skips_in_a_row + 1 if last.user_attrs.get(SKIPPED) else 0
+        if skips_in_a_row >= MAX_SKIPS_IN_A_ROW:
+            warnings.warn(
+                f"{skips_in_a_row} proposals in a row could not beat the best feasible trial "
+                f"(the sampler found none that could in {MAX_PROPOSALS} draws each): stopping "
+                f"at {finished} trials",
+                stacklevel=1,
+            )
+            return
         failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
         if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
             reason = last.user_attrs.get(FAIL_REASON, "see the study's failed trials")
@@ -366,11 +385,14 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
     arch = (
         f"{params.get('cnn_out_channels')}ch k({params.get('kernel_freq')},"
         f"{params.get('kernel_time')}) s({params.get('stride_freq')},{params.get('stride_time')})"
-        f" {params.get('gru_num_layers')}x{params.get('hidden_size')}"
-        f"{' fp16' if params.get('fp16') else ''}"
+        f" {params.get('gru_num_layers')}x{params.get('hidden_size')} {params.get('pooling')}"
+        f"{'' if params.get('bias', True) else ' no-bias'}{' fp16' if params.get('fp16') else ''}"
     )
     trained = bool(attrs.get("au_fa_fr_per_epoch"))
     quality = f"{attrs.get(AU_FA_FR, float('nan')):.2e}" if trained else "not measured"
+    seeds = len(attrs.get(AU_FA_FR_SEEDS, ()))
+    if seeds > 1:
+        quality += f" (mean of {seeds} seeds)"
     feasible = "feasible" if attrs.get("feasible") else "infeasible"
     value = "-" if trial.value is None else f"{trial.value:.3f}"
     epochs = len(attrs.get("au_fa_fr_per_epoch", []))
@@ -432,7 +454,7 @@ def _monitor(
                 if trial.state.is_finished() and trial.number not in seen:
                     seen.add(trial.number)
                     tqdm.write(describe(trial))
-            bar.n = min(settings.trials, sum(t.state in FINISHED for t in trials))
+            bar.n = min(settings.trials, sum(counts_toward_budget(t) for t in trials))
             best = best_feasible(study)
             bar.set_postfix_str(
                 "no feasible trial yet" if best is None else f"best feasible {best.value:.3f}"

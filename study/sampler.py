@@ -1,17 +1,48 @@
-"""TPE reseeded per trial: reproducible, and never replaying another worker's proposals."""
+"""TPE reseeded per trial, proposing only students that can still beat the best.
+
+Reseeding from (seed, trial number) makes a run reproducible and keeps workers that share a
+study from replaying each other's proposals. Beating the best: a student's score is known
+from its architecture alone (:func:`study.objective.deployed_compression`), and a student
+whose score is at most the best feasible value cannot win whatever it learns, so training
+it wastes the trial. The sampler therefore proposes all parameters at once and redraws a
+proposal that cannot win: first from TPE (each call draws new candidates), then, when TPE
+keeps to a region that cannot win, uniformly at random. Only when none of
+:data:`MAX_PROPOSALS` draws can win does a proposal reach the objective, which skips it
+without training and without counting it toward ``--trials``.
+"""
 
 from __future__ import annotations
 
+import functools
 import warnings
+from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
-from study.objective import constraint
+from kws.model import CRNNConfig
+from study.objective import best_feasible, constraint, deployed_compression
+from study.search_space import configs_from_params, distributions
+
+TPE_PROPOSALS = 8  # TPE draws before falling back to random ones (each costs a TPE fit)
+MAX_PROPOSALS = 500  # draws in all; a random one costs a state-dict size (about 2 ms)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _score(config: CRNNConfig, fp16: bool) -> float:
+    return deployed_compression(config, fp16).score
+
+
+def proposal_score(params: dict[str, Any]) -> float:
+    """The compression score of the student that ``params`` describe."""
+    model, training = configs_from_params(params)
+    return _score(model, training.fp16)
 
 
 class TrialSeededTPESampler(optuna.samplers.TPESampler):
-    """Multivariate TPE whose random state is reseeded from (seed, trial number) per trial.
+    """Multivariate TPE whose random state is reseeded from (seed, trial number) per trial,
+    and which with ``beat_the_best`` proposes only students that can beat the best.
 
     Trial numbers are unique within a study, so workers that share a study never draw the
     same random proposals (with one seed per sampler, two workers started alike would), and
@@ -19,9 +50,10 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
     history. Everything else is Optuna's TPESampler.
     """
 
-    def __init__(self, seed: int, **kwargs) -> None:
+    def __init__(self, seed: int, beat_the_best: bool = False, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self._base_seed = seed
+        self._beat_the_best = beat_the_best
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         trial_seed = (self._base_seed * 1_000_003 + trial.number) % 2**32
@@ -29,14 +61,54 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
         self._random_sampler._rng.rng.seed(trial_seed)  # its random start-up trials
         super().before_trial(study, trial)
 
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        if not self._beat_the_best:
+            return super().infer_relative_search_space(study, trial)
+        return distributions()  # all at once, start-up trials included: a score needs all
 
-def make_sampler(seed: int) -> TrialSeededTPESampler:
-    """Multivariate, constraint-aware TPE for the study."""
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not self._beat_the_best or not search_space:
+            return super().sample_relative(study, trial, search_space)
+        best = best_feasible(study)
+        for attempt in range(MAX_PROPOSALS):
+            params = {}
+            if attempt < TPE_PROPOSALS:
+                params = super().sample_relative(study, trial, search_space)
+            if not params:  # start-up trials (TPE proposes nothing yet), or TPE gave up
+                params = {
+                    name: self._random_sampler.sample_independent(study, trial, name, dist)
+                    for name, dist in search_space.items()
+                }
+            if best is None or proposal_score(params) > best.value:
+                return params
+        return params  # nothing found that can win: the objective skips it
+
+
+SAMPLERS = ("tpe", "random")
+STARTUP_TRIALS = 10  # random proposals before TPE models the history
+
+
+def make_sampler(
+    seed: int, beat_the_best: bool = False, name: str = "tpe"
+) -> TrialSeededTPESampler:
+    """Multivariate, constraint-aware TPE for the study; ``"random"``: the same sampler
+    kept in its random start-up phase for good, a baseline with the same reseeding and the
+    same rejection of proposals that cannot win."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
     with warnings.catch_warnings():
         # constraints_func is deprecated in Optuna 5 in favour of trial.set_constraint, but
         # optuna-dashboard 0.21 only shows constraints recorded through it.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return TrialSeededTPESampler(
-            seed, multivariate=True, constraints_func=constraint, n_startup_trials=10
+            seed,
+            beat_the_best=beat_the_best,
+            multivariate=True,
+            constraints_func=constraint,
+            n_startup_trials=STARTUP_TRIALS if name == "tpe" else 2**62,
         )

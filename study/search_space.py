@@ -1,8 +1,10 @@
 """The search space: the one declared object that the objective, export and docs read.
 
-Every trial samples a student architecture, its distillation settings, fp16 and the
-learning rate. Parameter names equal the config fields they set (kernel and stride pairs
-are split into ``_freq`` / ``_time``), so a trial's params map to configs with no table.
+Every trial samples a student architecture (with its pooling and whether its layers have
+biases: both set the number of tensors, which dominates a small student's size), its
+distillation settings, fp16 and the learning rate. Parameter names equal the config fields
+they set (kernel and stride pairs are split into ``_freq`` / ``_time``), so a trial's
+params map to configs with no table.
 Ranges are clipped to the input geometry (mel bands, frames), so a configuration whose
 kernel does not fit cannot be sampled; for the 40 x 101 log-mel input the declared ranges
 all fit, so the distributions stay fixed and multivariate TPE sees one joint space.
@@ -14,9 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
+from kws.config import ConfigError
 from kws.features import FRAMES_PER_CLIP, N_MELS
-from kws.model import BASE, CRNNConfig
+from kws.model import BASE, POOLINGS, CRNNConfig
 from kws.training import BASE_RECIPE, TrainConfig
 
 
@@ -35,7 +44,7 @@ class FloatRange:
 
 @dataclass(frozen=True)
 class Choice:
-    choices: tuple[bool, ...]
+    choices: tuple[bool, ...] | tuple[str, ...]
 
 
 SEARCH_SPACE: dict[str, IntRange | FloatRange | Choice] = {
@@ -46,6 +55,8 @@ SEARCH_SPACE: dict[str, IntRange | FloatRange | Choice] = {
     "stride_time": IntRange(4, 16),
     "gru_num_layers": IntRange(1, 2),
     "hidden_size": IntRange(4, 48),
+    "pooling": Choice(POOLINGS),  # the base model's attention first
+    "bias": Choice((True, False)),
     "temperature": FloatRange(1.0, 20.0, log=True),
     "alpha": FloatRange(0.0, 1.0),
     "fp16": Choice((False, True)),
@@ -63,6 +74,20 @@ def fitted_space(
         declared = SEARCH_SPACE[name]
         assert isinstance(declared, IntRange)
         space[name] = IntRange(min(declared.low, limit), min(declared.high, limit))
+    return space
+
+
+def distributions() -> dict[str, BaseDistribution]:
+    """The fitted space as the Optuna distributions :func:`suggest` asks for (a sampler
+    that proposes all parameters at once must use exactly these)."""
+    space: dict[str, BaseDistribution] = {}
+    for name, declared in fitted_space().items():
+        if isinstance(declared, IntRange):
+            space[name] = IntDistribution(declared.low, declared.high)
+        elif isinstance(declared, FloatRange):
+            space[name] = FloatDistribution(declared.low, declared.high, log=declared.log)
+        else:
+            space[name] = CategoricalDistribution(declared.choices)
     return space
 
 
@@ -90,13 +115,18 @@ def configs_from_params(
     """A trial's params (or an exported copy of them) as the configs they stand for."""
     missing = sorted(set(SEARCH_SPACE) - set(params))
     if missing:
-        raise ValueError(f"params lack {', '.join(missing)}")
+        raise ConfigError(
+            f"trial parameters lack {', '.join(missing)}: the study was made by an older "
+            "kws-study with another search space; start a new study with --study-name"
+        )
     model = CRNNConfig(
         cnn_out_channels=int(params["cnn_out_channels"]),
         kernel_size=(int(params["kernel_freq"]), int(params["kernel_time"])),
         stride=(int(params["stride_freq"]), int(params["stride_time"])),
         gru_num_layers=int(params["gru_num_layers"]),
         hidden_size=int(params["hidden_size"]),
+        pooling=str(params["pooling"]),
+        bias=bool(params["bias"]),
     )
     training = TrainConfig.from_dict(
         {
@@ -120,6 +150,8 @@ def params_from_configs(model: CRNNConfig, training: TrainConfig) -> dict[str, A
         "stride_time": model.stride[1],
         "gru_num_layers": model.gru_num_layers,
         "hidden_size": model.hidden_size,
+        "pooling": model.pooling,
+        "bias": model.bias,
         "temperature": training.temperature,
         "alpha": training.alpha,
         "fp16": training.fp16,

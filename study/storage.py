@@ -187,16 +187,25 @@ def quiet_optuna() -> None:
     """Optuna logs every trial at INFO; the study prints its own one line per trial.
 
     Optuna also logs a trial stopped by Ctrl-C as failed, with the KeyboardInterrupt's
-    traceback: the interrupt is the user's own doing, and the command says what happened.
+    traceback, and SQLAlchemy logs the cursor it could not close when Ctrl-C lands inside
+    a query: the interrupt is the user's own doing, and the command says what happened.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logger = logging.getLogger("optuna.study._optimize")
-    if not any(isinstance(f, _HideInterrupts) for f in logger.filters):
-        logger.addFilter(_HideInterrupts())
+    # SQLAlchemy's pool logs through per-class loggers without handlers of their own, so
+    # their records reach Python's last-resort handler: the filter goes there.
+    targets = [logging.getLogger("optuna.study._optimize"), logging.lastResort]
+    for target in targets:
+        if target is not None and not any(isinstance(f, _HideInterrupts) for f in target.filters):
+            target.addFilter(_HideInterrupts())
 
 
 class _HideInterrupts(logging.Filter):
-    """Drops the log record of a trial failed by KeyboardInterrupt."""
+    """Drops a log record whose exception is, or arose while handling, a KeyboardInterrupt."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and record.exc_info[0] is KeyboardInterrupt)
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None:
+            if isinstance(error, KeyboardInterrupt):
+                return False
+            error = error.__context__
+        return True

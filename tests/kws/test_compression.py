@@ -24,7 +24,7 @@ from kws.compression import (
     to_fp16,
 )
 from kws.features import seconds_to_frames
-from kws.model import BASE, CRNN, CRNNConfig
+from kws.model import BASE, CRNN, POOLINGS, CRNNConfig
 
 with warnings.catch_warnings():
     # thop 0.1.1 imports distutils' LooseVersion at import time (deprecated, not our concern).
@@ -44,6 +44,9 @@ def test_configs_cover_every_gru_variant() -> None:
     # thop and FlopCounterMode must be compared on bidirectional and multi-layer GRUs too.
     variants = {(c.bidirectional, c.gru_num_layers) for c in CONFIGS}
     assert variants == {(False, 1), (False, 2), (True, 1), (True, 2)}
+    assert {(c.pooling, c.bias) for c in CONFIGS} == {
+        (pooling, bias) for pooling in POOLINGS for bias in (True, False)
+    }
 
 
 def test_base_parameter_count() -> None:
@@ -120,8 +123,8 @@ def flop_counter_flops(config: CRNNConfig, frames: int) -> int:
         in_size = config.cnn_out_channels * freq_bins if layer == 0 else h * directions
         gru += directions * steps * (in_size * 3 * h + h * 3 * h)
     out = h * directions
-    linears = steps * (out * out + out) + out * config.num_classes
-    return 2 * (conv + gru + linears)
+    attention = steps * (out * out + out) if config.pooling == "attention" else 0
+    return 2 * (conv + gru + attention + out * config.num_classes)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
@@ -133,7 +136,8 @@ def test_flop_counter_counts_twice_the_matmul_macs(config: CRNNConfig) -> None:
     assert counter.get_total_flops() == flop_counter_flops(config, frames)
     directions = 2 if config.bidirectional else 1
     steps = config.conv_frames(frames)
-    elementwise = 13 * config.hidden_size * steps * config.gru_num_layers * directions
+    per_unit = 13 if config.bias else 7  # thop's _count_gru_cell: 6 of the 13 are bias adds
+    elementwise = per_unit * config.hidden_size * steps * config.gru_num_layers * directions
     assert counter.get_total_flops() == 2 * (count_macs(config) - elementwise)
 
 

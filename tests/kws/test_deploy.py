@@ -69,8 +69,20 @@ def reference(model: CRNN, features: torch.Tensor) -> torch.Tensor:
             ),
             False,
         ),
+        (
+            CRNNConfig(
+                cnn_out_channels=1,
+                kernel_size=(4, 16),
+                stride=(8, 6),
+                gru_num_layers=1,
+                hidden_size=10,
+                pooling="mean",
+                bias=False,
+            ),
+            True,
+        ),
     ],
-    ids=["base", "base-fp16", "small-bidirectional"],
+    ids=["base", "base-fp16", "small-bidirectional", "mean-no-bias-fp16"],
 )
 def test_the_torchscript_file_runs_with_torch_alone_and_scores_like_the_model(
     config: CRNNConfig, fp16: bool, tmp_path: Path

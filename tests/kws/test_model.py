@@ -27,14 +27,16 @@ N_MELS = 40
 
 
 def closed_form_params(config: CRNNConfig) -> int:
-    """Parameters of Conv2d -> GRU -> additive attention -> Linear, from first principles.
+    """Parameters of Conv2d -> GRU -> pooling -> Linear, from first principles.
 
     conv: out * in(1) * kf * kt weights + out biases.
     GRU, per layer and direction: 3 gates x (input*h + h*h + 2 biases of h); the first
     layer's input is channels x F' with F' = floor((n_mels - kf) / sf) + 1, later layers
     read h * directions.
-    attention over D = h * directions: Linear(D, D) (D*D + D) and Linear(D, 1) (D + 1).
+    attention over D = h * directions: Linear(D, D) (D*D + D) and Linear(D, 1) (D + 1);
+    a mean pooling has none.
     classifier: Linear(D, classes).
+    Without biases, every bias term above (but the attention's) is gone.
     """
     channels = config.cnn_out_channels
     kf, kt = config.kernel_size
@@ -44,13 +46,14 @@ def closed_form_params(config: CRNNConfig) -> int:
     d = h * directions
     freq_bins = math.floor((config.n_mels - kf) / sf) + 1
 
-    conv = channels * 1 * kf * kt + channels
+    biases = 1 if config.bias else 0
+    conv = channels * 1 * kf * kt + biases * channels
     gru = 0
     for layer in range(config.gru_num_layers):
         layer_input = channels * freq_bins if layer == 0 else d
-        gru += directions * 3 * (layer_input * h + h * h + 2 * h)
-    attention = d * d + d + d + 1
-    classifier = d * config.num_classes + config.num_classes
+        gru += directions * 3 * (layer_input * h + h * h + biases * 2 * h)
+    attention = d * d + d + d + 1 if config.pooling == "attention" else 0
+    classifier = d * config.num_classes + biases * config.num_classes
     return conv + gru + attention + classifier
 
 
@@ -62,9 +65,10 @@ def config_id(config: CRNNConfig) -> str:
     kf, kt = config.kernel_size
     sf, st = config.stride
     direction = "bi" if config.bidirectional else "uni"
+    bias = "" if config.bias else "_nobias"
     return (
         f"c{config.cnn_out_channels}_k{kf}x{kt}_s{sf}x{st}"
-        f"_l{config.gru_num_layers}_h{config.hidden_size}_{direction}"
+        f"_l{config.gru_num_layers}_h{config.hidden_size}_{direction}_{config.pooling}{bias}"
     )
 
 
@@ -128,6 +132,9 @@ def test_base_has_exactly_25387_parameters() -> None:
 
 def test_random_configs_cover_both_gru_depths_and_directions() -> None:
     variants = {(c.gru_num_layers, c.bidirectional) for c in RANDOM_CONFIGS}
+    assert {(c.pooling, c.bias) for c in RANDOM_CONFIGS} == {
+        (pooling, bias) for pooling in ("attention", "mean") for bias in (True, False)
+    }
     assert variants == {(1, False), (1, True), (2, False), (2, True)}
 
 
@@ -142,23 +149,27 @@ def test_num_params_matches_closed_form_on_random_configs(config: CRNNConfig) ->
 # --------------------------------------------------------------------------- state dict
 
 
-def course_state_dict_keys(layers: int, bidirectional: bool) -> list[str]:
+def course_state_dict_keys(config: CRNNConfig) -> list[str]:
+    """The course's keys; without biases the ``bias`` ones go, with mean pooling the
+    attention's."""
     keys = ["conv.0.weight", "conv.0.bias"]
-    suffixes = ["", "_reverse"] if bidirectional else [""]
-    for layer in range(layers):
+    suffixes = ["", "_reverse"] if config.bidirectional else [""]
+    for layer in range(config.gru_num_layers):
         for suffix in suffixes:
             keys += [
                 f"gru.{name}_l{layer}{suffix}"
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
             ]
-    keys += [
-        "attention.energy.0.weight",
-        "attention.energy.0.bias",
-        "attention.energy.2.weight",
-        "attention.energy.2.bias",
-        "classifier.weight",
-        "classifier.bias",
-    ]
+    if config.pooling == "attention":
+        keys += [
+            "attention.energy.0.weight",
+            "attention.energy.0.bias",
+            "attention.energy.2.weight",
+            "attention.energy.2.bias",
+        ]
+    keys += ["classifier.weight", "classifier.bias"]
+    if not config.bias:
+        keys = [key for key in keys if "bias" not in key or key.startswith("attention.")]
     return keys
 
 
@@ -206,7 +217,7 @@ def test_base_state_dict_keys_and_shapes_are_the_courses() -> None:
 @pytest.mark.parametrize("config", RANDOM_CONFIGS, ids=config_id)
 def test_state_dict_keys_follow_course_naming(config: CRNNConfig) -> None:
     keys = list(CRNN(config).state_dict())
-    assert keys == course_state_dict_keys(config.gru_num_layers, config.bidirectional)
+    assert keys == course_state_dict_keys(config)
 
 
 def test_course_style_checkpoint_loads_strictly() -> None:

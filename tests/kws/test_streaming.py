@@ -37,7 +37,11 @@ CONFIGS = {
         bidirectional=True,
     ),
     "stride-1": CRNNConfig(cnn_out_channels=2, kernel_size=(11, 3), stride=(8, 1), hidden_size=6),
-}
+    "mean-no-bias": CRNNConfig(
+        cnn_out_channels=1, kernel_size=(4, 16), stride=(8, 6), gru_num_layers=1, hidden_size=10,
+        pooling="mean", bias=False,
+    ),
+}  # fmt: skip
 CHUNKS = (1600, 1000, 2400)  # samples: 100 ms, 62.5 ms (not a multiple of the hop), 150 ms
 
 

@@ -32,6 +32,7 @@ def settings_in(tiny_embedded: Path, caches: Path) -> Callable[[Path], StudySett
             storage=f"sqlite:///{folder / 'study.db'}",
             data=str(tiny_embedded),
             max_epochs=2,
+            confirm_seeds=2,  # the default 3 costs a third more training per feasible trial
             data_dir=str(caches / "data"),
             feature_dir=str(caches / "features"),
             model_dir=str(caches / "models"),
@@ -60,6 +61,7 @@ def cli_args() -> Callable[[StudySettings], list[str]]:
             "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
             "--model-dir", settings.model_dir, "--pruner", settings.pruner,
             "--reference-seeds", str(settings.reference_seeds),
+            "--confirm-seeds", str(settings.confirm_seeds),
             "--artifact-dir", settings.artifact_dir,
             "--heartbeat-interval", str(settings.heartbeat_interval),
             "--grace-period", str(settings.grace_period), "--no-progress",

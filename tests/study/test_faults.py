@@ -317,7 +317,8 @@ def _study_args(settings: StudySettings) -> list[str]:
     return [
         "--storage", settings.storage, "--study-name", settings.name, "--data", settings.data,
         "--trials", str(settings.trials), "--max-epochs", str(settings.max_epochs),
-        "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
+        "--confirm-seeds", str(settings.confirm_seeds), "--data-dir", settings.data_dir,
+        "--feature-dir", settings.feature_dir,
         "--model-dir", settings.model_dir, "--artifact-dir", settings.artifact_dir,
         "--device", "cpu", "--no-progress",
     ]  # fmt: skip

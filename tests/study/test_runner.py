@@ -17,7 +17,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from study.attributes import AU_FA_FR, BAR, REQUEUED_FROM
+from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, BAR, REQUEUED_FROM
 from study.export import TORCHSCRIPT_FILE, ExportError, export_best, load_weights, read_export
 from study.runner import check_continuation, open_study, prepare, run
 from study.search_space import WARM_START
@@ -176,13 +176,12 @@ def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp
     assert export.study["trial_number"] == best.number
     assert export.metrics["val_au_fa_fr"] == best.user_attrs[AU_FA_FR]
     assert export.held_out["seeds"] == [0, 1]
-    # All feasible under a bar of 1.0: the best trial confirms at once, on both seeds, and
-    # its first seed is the trial's own run.
+    # All feasible under a bar of 1.0: the best trial confirms at once, on both seeds, which
+    # are the trial's own seeds (its first is the trial's own run).
     assert export.selection["confirmed"] is True
     [candidate] = export.selection["candidates"]
     assert candidate["trial_number"] == best.number
-    assert candidate["val_au_fa_fr"][0] == best.user_attrs[AU_FA_FR]
-    assert len(candidate["val_au_fa_fr"]) == 2
+    assert candidate["val_au_fa_fr"] == best.user_attrs[AU_FA_FR_SEEDS]
     assert len(export.held_out["test_au_fa_fr"]) == 2
     assert export.held_out["passes"] == (export.held_out["test_au_fa_fr_mean"] <= 1.0)
     assert export.versions["torch"] == torch.__version__
@@ -205,7 +204,7 @@ def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert retrained.returncode == 0, retrained.stderr
-    val = f"validation au_fa_fr {export.metrics['val_au_fa_fr']:.3e}"
+    val = f"validation au_fa_fr {best.user_attrs[AU_FA_FR_SEEDS][0]:.3e}"
     assert val in retrained.stdout  # same seed, same data: the trial's model again
     again = torch.load(tmp_path / "retrained" / "model.pt", weights_only=True)
     for name, tensor in state.items():
@@ -287,13 +286,18 @@ def test_continuing_a_study_with_other_trial_settings_is_refused_before_any_work
     study = optuna.create_study(study_name=created.name, storage=make_storage(created.storage))
     study.set_user_attr("settings", created.to_dict())
     # Budget, pruner and paths may change between runs of one study.
-    check_continuation(dataclasses.replace(created, trials=50, pruner="none", n_jobs=2))
+    check_continuation(
+        dataclasses.replace(created, trials=50, pruner="none", n_jobs=2, sampler="random")
+    )
 
-    changed = dataclasses.replace(created, max_epochs=created.max_epochs + 1, reference_seeds=1)
+    changed = dataclasses.replace(
+        created, max_epochs=created.max_epochs + 1, reference_seeds=1, confirm_seeds=3
+    )
     result = subprocess.run(cli_args(changed), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert f"--max-epochs {created.max_epochs} -> {created.max_epochs + 1}" in result.stderr
     assert "--reference-seeds 3 -> 1" in result.stderr
+    assert f"--confirm-seeds {created.confirm_seeds} -> 3" in result.stderr
     assert "--study-name" in result.stderr and "Traceback" not in result.stderr
     # Refused before preparing anything: no dataset, features or reference were made.
     assert not any((tmp_path / name).exists() for name in ("data", "features", "models"))

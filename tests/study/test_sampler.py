@@ -3,8 +3,8 @@ from __future__ import annotations
 import optuna
 
 from study.attributes import AU_FA_FR, BAR
-from study.sampler import make_sampler
-from study.search_space import suggest
+from study.sampler import make_sampler, proposal_score
+from study.search_space import distributions, suggest
 
 
 def _proposals(study: optuna.Study, count: int) -> list[dict]:
@@ -36,3 +36,21 @@ def test_same_seed_same_history_same_proposals() -> None:
     assert runs[0] == runs[1]  # 14 > 10 start-up trials: TPE proper is covered too
     other = _proposals(optuna.create_study(sampler=make_sampler(8)), 3)
     assert other != runs[0][:3]
+
+
+def test_with_beat_the_best_every_proposal_can_beat_the_best_feasible_value() -> None:
+    # Every trial meets the bar with a quarter of its score as its value: the best feasible
+    # value climbs, and leaves room above it, start-up and TPE trials alike.
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(3, beat_the_best=True))
+    for _ in range(16):
+        best = study.best_value if study.best_trials else None
+        trial = study.ask()
+        suggest(trial)
+        score = proposal_score(trial.params)
+        assert best is None or score > best
+        # Every parameter came from the joint proposal, none from an independent draw.
+        assert trial.relative_params.keys() == distributions().keys()
+        trial.set_user_attr(AU_FA_FR, 1e-3)
+        trial.set_user_attr(BAR, 2e-3)
+        study.tell(trial, score / 4)
+    assert study.best_value > 3  # it climbed (a random student scores about 1 to 5)

@@ -1,0 +1,117 @@
+"""The default search against random search and the hand-tuned students, verified by export.
+
+    python benchmarks/bench_search.py [--seed 0 1 2 3 4] [--trials 100]
+        [--out /tmp/kws-bench-search]
+
+For each seed (dataset, references and sampler), after a shared preparation timed on its
+own (synthesis, features and the three reference seeds, into ``--out``'s empty caches):
+
+- **default**: the study as ``python run_study.py --trials N --seed S`` runs it (TPE);
+  its wall time W sets the others' budget;
+- **random**: the same study with ``--sampler random`` (the same skipping of proposals
+  that cannot win, the same pruner and confirmation seeds) for W seconds of trials;
+- **hand-tuned**: the warm-start trials alone (BASE, the seed report's student and the
+  best KD-only student of background.md), as a user who tried them by hand would.
+
+Each is then exported as ``python run_study.py export`` does (the best trials retrained
+on 3 seeds, the first whose mean meets the validation bar kept) and judged by the
+like-for-like held-out check. The verified score is the export's score when it passes,
+else BASE's 0.70 (the model a user keeps when nothing verified). Prints one line per seed
+and variant, then the mean verified score per variant, the worst seed, and the ratio
+default / random.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+
+import optuna
+
+from kws.compression import measure
+from kws.model import BASE, CRNN
+from study.export import export_best, read_export
+from study.runner import finished_count, prepare, run
+from study.settings import StudySettings
+
+BASE_SCORE = measure(CRNN(BASE)).score  # 0.70: what a user keeps when nothing verifies
+
+
+def _verified(study: optuna.Study, settings: StudySettings, folder: Path) -> dict:
+    """Export ``study`` into ``folder`` and return its figures."""
+    export = read_export(export_best(study, folder, settings, log=lambda _: None))
+    held_out, metrics = export.held_out, export.metrics
+    return {
+        "trials": finished_count(study),
+        "score": metrics["score"],
+        "C": metrics["compression_rate"],
+        "S": metrics["speedup"],
+        "test": held_out["test_au_fa_fr_mean"],
+        "test_bar": held_out["test_bar"],
+        "passes": held_out["passes"],
+        "verified": metrics["score"] if held_out["passes"] else BASE_SCORE,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--trials", type=int, default=100, help="the default search's --trials")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/kws-bench-search"))
+    args = parser.parse_args()
+    verified: dict[str, list[float]] = {"default": [], "random": [], "hand-tuned": []}
+    print("seed variant     trials  wall s  score     C      S  test au_fa_fr  test bar  check")
+    for seed in args.seed:
+        out = args.out / f"seed{seed}"
+        base = StudySettings(
+            trials=args.trials,
+            seed=seed,
+            storage=f"sqlite:///{out / 'studies.db'}",
+            data_dir=str(out / "data"),
+            feature_dir=str(out / "features"),
+            model_dir=str(out / "models"),
+            artifact_dir=str(out / "artifacts"),
+            progress=False,
+        )
+        start = time.perf_counter()
+        prepare(base)
+        print(f"{seed:4d} preparation {time.perf_counter() - start:21.0f}", flush=True)
+        variants = {
+            "default": dataclasses.replace(base, study_name="default"),
+            "random": dataclasses.replace(base, study_name="random", sampler="random"),
+            "hand-tuned": dataclasses.replace(base, study_name="hand-tuned"),
+        }
+        wall = None
+        for label, settings in variants.items():
+            if label == "random":  # the default's wall time, with trials to spare
+                settings = dataclasses.replace(settings, trials=100_000, timeout=wall)
+            if label == "hand-tuned":  # the three warm-start trials, nothing proposed
+                settings = dataclasses.replace(settings, trials=3)
+            start = time.perf_counter()
+            study = run(settings)
+            seconds = time.perf_counter() - start
+            if label == "default":
+                wall = seconds
+            figures = _verified(study, settings, out / f"export-{label}")
+            verified[label].append(figures["verified"])
+            print(
+                f"{seed:4d} {label:11s} {figures['trials']:6d} {seconds:7.0f} "
+                f"{figures['score']:6.2f} {figures['C']:6.1f} {figures['S']:6.1f}  "
+                f"{figures['test']:.3e}    {figures['test_bar']:.3e} "
+                f"{'passes' if figures['passes'] else 'FAILS'}",
+                flush=True,
+            )
+    for label, values in verified.items():
+        print(
+            f"{label:11s} verified score: mean {statistics.fmean(values):.2f}, worst "
+            f"{min(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})"
+        )
+    ratio = statistics.fmean(verified["default"]) / statistics.fmean(verified["random"])
+    print(f"default / random: {ratio:.2f}x the mean verified score")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""What makes the study's winner trustworthy, on real tiny studies in real SQLite files:
+the held-out check compares like with like, a lucky first seed cannot make the best trial,
+and proposals that cannot win neither train nor take a trial's place."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import optuna_dashboard
+import pytest
+from optuna.trial import TrialState
+
+from kws.reference import training_data
+from kws.training import train
+from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, FEASIBLE, SKIPPED
+from study.export import export_best, read_export
+from study.objective import best_feasible
+from study.runner import finished_count, open_study, prepare, run, student_recipe
+from study.sampler import proposal_score
+from study.search_space import WARM_START, configs_from_params
+from study.settings import StudySettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _export_cli(settings: StudySettings, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_study.py"), "export", "--storage",
+         settings.storage, "--study-name", settings.name, "--out", str(out), "--seeds", "2",
+         "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
+         "--model-dir", settings.model_dir, "--device", "cpu"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_the_held_out_check_judges_the_test_figure_against_the_references_test_figure(
+    settings: StudySettings, tmp_path: Path
+) -> None:
+    # A bar of 0.5 makes every trained student feasible and puts its test figure far under
+    # the validation bar; the study's recorded reference figures then decide the verdict.
+    lenient = dataclasses.replace(settings, trials=2, max_au_fa_fr=0.5, device="cpu")
+    study = run(lenient)
+    first = read_export(export_best(study, tmp_path / "first", lenient, seeds=2))
+    student_test = first.held_out["test_au_fa_fr_mean"]
+    assert first.held_out["confirmed"] and student_test < first.held_out["bar"]
+    reference_val = study.user_attrs["reference_val_au_fa_fr"]
+    ratio = 0.5 / reference_val  # the bar's ratio to the reference on validation
+    assert first.held_out["bar_ratio"] == pytest.approx(ratio)
+    assert first.held_out["reference_test_au_fa_fr"] == study.user_attrs["reference_test_au_fa_fr"]
+
+    # A reference that scores so well on test that ratio x its figure is 10 % under the
+    # student's: the student fails, though it is far under the validation bar.
+    study.set_user_attr("reference_test_au_fa_fr", 0.9 * student_test / ratio)
+    result = _export_cli(lenient, tmp_path / "fails")
+    assert result.returncode == 0, result.stderr
+    failed = read_export(tmp_path / "fails")
+    assert failed.held_out["test_au_fa_fr_mean"] == pytest.approx(student_test)
+    assert failed.held_out["test_bar"] == pytest.approx(0.9 * student_test)
+    assert failed.held_out["passes"] is False
+    assert "FAILS" in result.stdout and "PASSES" not in result.stdout
+    assert f"{failed.held_out['test_bar']:.3e}" in result.stdout
+    note = optuna_dashboard_note(lenient)
+    assert "FAILS" in note and f"{failed.held_out['reference_test_au_fa_fr']:.3e}" in note
+
+    # 10 % over it: the same student passes.
+    study.set_user_attr("reference_test_au_fa_fr", 1.1 * student_test / ratio)
+    result = _export_cli(lenient, tmp_path / "passes")
+    assert read_export(tmp_path / "passes").held_out["passes"] is True
+    assert "PASSES" in result.stdout
+
+
+def optuna_dashboard_note(settings: StudySettings) -> str:
+    """The study's note, read back by optuna-dashboard's own reader."""
+    study = optuna.load_study(study_name=settings.name, storage=settings.storage)
+    return optuna_dashboard.get_note(study)
+
+
+def test_no_line_says_passes_when_no_candidate_is_confirmed(
+    settings: StudySettings, tmp_path: Path
+) -> None:
+    lenient = dataclasses.replace(settings, trials=1, max_au_fa_fr=0.5, device="cpu")
+    study = run(lenient)
+    # Lower the bar under every retrained mean after the search: nothing confirms.
+    study.set_user_attr("au_fa_fr_bar", 1e-9)
+    result = _export_cli(lenient, tmp_path / "export")
+    assert result.returncode == 0, result.stderr
+    export = read_export(tmp_path / "export")
+    assert export.held_out["confirmed"] is False and export.held_out["passes"] is False
+    assert "PASSES" not in result.stdout + result.stderr
+    assert "NOT CONFIRMED" in result.stdout
+
+
+def _lucky_first_seed(settings: StudySettings) -> tuple[dict, list[float]]:
+    """A warm-start student whose first seed scores better than its second by > 10 %, and
+    its validation au_fa_fr on both, trained as a trial trains."""
+    prepared = prepare(settings)
+    data = training_data(prepared.features, prepared.reference, "cpu")
+    for params in WARM_START.values():
+        model, recipe = configs_from_params(params, student_recipe(settings))
+        values = [
+            train(
+                model, dataclasses.replace(recipe, seed=recipe.seed + offset), data
+            ).best_val_au_fa_fr
+            for offset in range(2)
+        ]
+        if values[1] > 1.1 * values[0]:
+            return params, values
+    pytest.fail(f"no warm-start student had a lucky first seed: {values}")
+
+
+def test_a_lucky_first_seed_does_not_make_the_best_trial(settings: StudySettings) -> None:
+    settings = dataclasses.replace(settings, device="cpu", confirm_seeds=2)
+    params, (first, second) = _lucky_first_seed(settings)
+    bar = (first + statistics.fmean([first, second])) / 2  # met on seed 0, missed on average
+    study = open_study(settings)
+    study.enqueue_trial(params)
+    study = run(dataclasses.replace(settings, trials=1, max_au_fa_fr=bar))
+    [trial] = study.get_trials(states=(TrialState.COMPLETE,))
+    seeds = trial.user_attrs[AU_FA_FR_SEEDS]
+    assert len(seeds) == 2 and seeds[0] <= bar < statistics.fmean(seeds)
+    assert trial.user_attrs[AU_FA_FR] == pytest.approx(statistics.fmean(seeds))
+    assert trial.user_attrs[FEASIBLE] is False
+    assert best_feasible(study) is None
+    assert trial.value < proposal_score(trial.params)  # penalized by the mean's miss
+
+
+def test_skipped_proposals_do_not_count_toward_trials(settings: StudySettings) -> None:
+    lenient = dataclasses.replace(settings, trials=3, max_au_fa_fr=0.5, confirm_seeds=1)
+    study = open_study(lenient)
+    study.enqueue_trial(WARM_START["base"])  # feasible: the best, of score 0.70
+    study.enqueue_trial(WARM_START["base"])  # the same score cannot beat it: skipped
+    study = run(lenient)
+    skipped = [t for t in study.trials if t.user_attrs.get(SKIPPED)]
+    trained = [t for t in study.trials if t.user_attrs.get("au_fa_fr_per_epoch")]
+    assert [t.number for t in skipped] == [1]
+    assert skipped[0].state == TrialState.PRUNED
+    assert len(trained) == lenient.trials == finished_count(study)
+    assert len(study.trials) == lenient.trials + 1
+    # Every proposal after the first beat the best feasible value of its time.
+    for trial in trained[1:]:
+        earlier = [t for t in trained if t.number < trial.number and t.user_attrs[FEASIBLE]]
+        assert proposal_score(trial.params) > max(t.value for t in earlier)
