@@ -37,7 +37,14 @@ from kws.speech_commands import KEYWORD, SPLIT_METHODS
 from kws.streaming import StreamingDetector
 from kws.synth import EmbeddedDatasetConfig
 from kws.training import evaluate_au_fa_fr, train
-from study.export import WEIGHTS_FILE, export_best, held_out_summary, load_weights, read_export
+from study.export import (
+    WEIGHTS_FILE,
+    ExportError,
+    export_best,
+    held_out_summary,
+    load_weights,
+    read_export,
+)
 from study.figures import best_trial_curve, study_figures
 from study.objective import best_feasible
 from study.pruning import PRUNERS
@@ -144,9 +151,9 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "--trials",
         type=int,
         default=DEFAULTS.trials,
-        help="finished (completed + pruned) trials the study ends with, in total: a rerun "
-        "after an interrupt, or another process on the same storage, continues the count "
-        "(default: %(default)s)",
+        help="trained (completed + pruned) trials the study ends with, in total (a proposal "
+        "skipped untrained does not count): a rerun after an interrupt, or another process "
+        "on the same storage, continues the count (default: %(default)s)",
     )
     parser.add_argument(
         "--max-epochs",
@@ -276,7 +283,7 @@ def _study(args: argparse.Namespace) -> int:
         return 130
     best = best_feasible(study)
     print(
-        f"study {study.study_name!r}: {finished_count(study)} finished trials in "
+        f"study {study.study_name!r}: {finished_count(study)} trained trials in "
         f"{settings.storage}, {time.perf_counter() - start:.0f} s this run"
     )
     if best is None:
@@ -466,7 +473,12 @@ def _report(args: argparse.Namespace) -> int:
         features.labels["validation"],
     )
     export_dir = Path(args.export or f"storage/exports/{study.study_name}")
-    export = read_export(export_dir) if (export_dir / "config.json").is_file() else None
+    export = None
+    if (export_dir / "config.json").is_file():
+        try:
+            export = read_export(export_dir)
+        except ExportError as error:  # an older export: the report goes on without it
+            print(f"warning: {error}; the report leaves the held-out check out", file=sys.stderr)
     out = Path(args.out or f"storage/reports/{study.study_name}.html")
     write_report(study, study_figures(study, best), out, export)
     print(f"report of {study.study_name!r} written to {out}")
@@ -536,7 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=5,
         help="best feasible trials retrained, best first, until one still meets the bar over "
-        "--seeds seeds; a one-seed validation pick is optimistic (default: %(default)s)",
+        "--seeds seeds (on the study's machine they repeat its confirmation seeds; "
+        "elsewhere they check them) (default: %(default)s)",
     )
     _add_machine_arguments(export)
     export.set_defaults(run=_export)

@@ -15,7 +15,8 @@ own (synthesis, features and the three reference seeds, into ``--out``'s empty c
 
 Each is then exported as ``python run_study.py export`` does (the best trials retrained
 on 3 seeds, the first whose mean meets the validation bar kept) and judged by the
-like-for-like held-out check. The verified score is the export's score when it passes,
+like-for-like held-out check; "best holds" says whether the study's best trial was the
+one export confirmed. The verified score is the export's score when it passes,
 else BASE's 0.70 (the model a user keeps when nothing verified). Prints one line per seed
 and variant, then the mean verified score per variant, the worst seed, and the ratio
 default / random.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import time
 from pathlib import Path
@@ -33,7 +35,7 @@ import optuna
 
 from kws.compression import measure
 from kws.model import BASE, CRNN
-from study.export import export_best, read_export
+from study.export import ExportError, export_best, read_export
 from study.runner import finished_count, prepare, run
 from study.settings import StudySettings
 
@@ -41,10 +43,19 @@ BASE_SCORE = measure(CRNN(BASE)).score  # 0.70: what a user keeps when nothing v
 
 
 def _verified(study: optuna.Study, settings: StudySettings, folder: Path) -> dict:
-    """Export ``study`` into ``folder`` and return its figures."""
-    export = read_export(export_best(study, folder, settings, log=lambda _: None))
+    """Export ``study`` into ``folder`` and return its figures (NaN where nothing was
+    feasible: the verified score is then BASE's)."""
+    try:
+        export = read_export(export_best(study, folder, settings, log=lambda _: None))
+    except ExportError:
+        nothing = dict.fromkeys(("score", "C", "S", "test", "test_bar"), math.nan)
+        return {**nothing, "best_holds": False, "passes": False, "verified": BASE_SCORE,
+                "trials": finished_count(study)}  # fmt: skip
     held_out, metrics = export.held_out, export.metrics
+    best = study.best_trial  # export_best raised if there were no feasible trial
     return {
+        # The study's best trial is the one export confirmed and exported.
+        "best_holds": export.selection["confirmed"] and export.study["trial_number"] == best.number,
         "trials": finished_count(study),
         "score": metrics["score"],
         "C": metrics["compression_rate"],
@@ -63,7 +74,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/kws-bench-search"))
     args = parser.parse_args()
     verified: dict[str, list[float]] = {"default": [], "random": [], "hand-tuned": []}
-    print("seed variant     trials  wall s  score     C      S  test au_fa_fr  test bar  check")
+    print(
+        "seed variant     trials  wall s  score     C      S  test au_fa_fr  test bar  check"
+        "   best holds"
+    )
     for seed in args.seed:
         out = args.out / f"seed{seed}"
         base = StudySettings(
@@ -101,7 +115,8 @@ def main() -> None:
                 f"{seed:4d} {label:11s} {figures['trials']:6d} {seconds:7.0f} "
                 f"{figures['score']:6.2f} {figures['C']:6.1f} {figures['S']:6.1f}  "
                 f"{figures['test']:.3e}    {figures['test_bar']:.3e} "
-                f"{'passes' if figures['passes'] else 'FAILS'}",
+                f"{'passes' if figures['passes'] else 'FAILS':6s} "
+                f"{'yes' if figures['best_holds'] else 'no'}",
                 flush=True,
             )
     for label, values in verified.items():

@@ -48,7 +48,7 @@ def param_bytes(model: nn.Module) -> int:
 
 
 def _gru_macs_per_step(config: CRNNConfig) -> int:
-    """thop's GRU count for one time step, all layers and directions (with bias).
+    """thop's GRU count for one time step, all layers and directions.
 
     Per layer and direction: three gates of ``(in + h) * h`` multiply-accumulates each plus
     13 * h element-wise terms (7 * h without biases); layers after the first read both

@@ -21,7 +21,7 @@ next is only what does not depend on where the window starts:
   ``[j st, j st + kt)``; when all of them are interior frames it is copied from the last
   window on the same conv grid (the window moved by a multiple of ``160 st`` samples).
   Other columns are recomputed.
-- **Recomputed: GRU, attention and classifier, for every window.** The offline model runs
+- **Recomputed: GRU, pooling and classifier, for every window.** The offline model runs
   its GRU from a zero state over exactly the window's conv columns and pools over all of
   them; carrying the GRU state across windows would score a different (unbounded) input
   and change the output, so exactness rules it out. These run over at most a dozen

@@ -282,9 +282,9 @@ def train(
                 )
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
-                    step = (chunk + first) // recipe.batch_size
+                    batch_index = (chunk + first) // recipe.batch_size
                     raise NonFiniteLossError(
-                        f"loss is {loss_value} at epoch {epoch}, batch {step}"
+                        f"loss is {loss_value} at epoch {epoch}, batch {batch_index}"
                         f" (learning rate {recipe.learning_rate})"
                     )
                 optimizer.zero_grad(set_to_none=True)

@@ -18,6 +18,11 @@ SKIPPED = "skipped"  # True for a proposal that could not beat the best and neve
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # plotted; count toward --trials unless skipped
 
 
+def trained(trial: FrozenTrial) -> bool:
+    """Whether the trial trained at least one epoch (a skipped one did not, whenever it ran)."""
+    return bool(trial.user_attrs.get("au_fa_fr_per_epoch"))
+
+
 def counts_toward_budget(trial: FrozenTrial) -> bool:
     """A finished trial that trained: what ``--trials N`` counts (skipped ones do not)."""
-    return trial.state in FINISHED and not trial.user_attrs.get(SKIPPED, False)
+    return trial.state in FINISHED and trained(trial)

@@ -339,6 +339,12 @@ def read_export(path: str | Path) -> Export:
         document = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ExportError(f"{path}: not a readable JSON file ({error})") from error
+    written = document.get("format") if isinstance(document, dict) else None
+    if isinstance(written, str) and written.startswith("kws-study") and written != EXPORT_FORMAT:
+        raise ExportError(
+            f"{path}: {written!r} was written by an older kws-study ({EXPORT_FORMAT!r} "
+            "expected): run export again"
+        )
     if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
         raise ExportError(f"{path}: not a kws-study export (format {EXPORT_FORMAT!r} expected)")
     sections = (

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws.metrics import fa_fr_curve
 from kws.training import keyword_probs
-from study.attributes import AU_FA_FR, BAR, FEASIBLE, FINISHED
+from study.attributes import AU_FA_FR, BAR, FEASIBLE, counts_toward_budget
 from study.objective import best_feasible
 from study.records import load_checkpoint
 from study.search_space import WARM_START
@@ -45,8 +45,7 @@ CURVE_POINTS = 400  # FA/FR curves are thinned to this many points for the figur
 
 def _finished(study: optuna.Study) -> list[FrozenTrial]:
     """Finished trials that trained (a trial skipped before training has no au_fa_fr)."""
-    trials = study.get_trials(deepcopy=False, states=FINISHED)
-    return [t for t in trials if t.user_attrs.get("au_fa_fr_per_epoch")]
+    return [t for t in study.get_trials(deepcopy=False) if counts_toward_budget(t)]
 
 
 def warm_start_label(trial: FrozenTrial) -> str | None:

@@ -62,7 +62,8 @@ def constraint(trial: optuna.trial.FrozenTrial) -> tuple[float]:
 
 @dataclass
 class Objective:
-    """Callable for ``study.optimize``: one trial = one sampled student trained once.
+    """Callable for ``study.optimize``: one trial = one sampled student, trained on one seed
+    and, when that meets the bar, on ``confirm_seeds - 1`` more.
 
     Args:
         data: the cached training views, teacher logits and validation split.

@@ -79,8 +79,8 @@ def trial_note(number: int, state: str, params: dict[str, Any], attrs: dict[str,
         f"({params.get('kernel_freq')}, {params.get('kernel_time')}), stride "
         f"({params.get('stride_freq')}, {params.get('stride_time')}), "
         f"{params.get('gru_num_layers')} GRU layer(s) of {params.get('hidden_size')}, "
-        f"{params.get('pooling')} pooling{'' if params.get('bias', True) else ', no biases'}"
-        f"{fp16} |",
+        f"{params.get('pooling', 'attention')} pooling"
+        f"{'' if params.get('bias', True) else ', no biases'}{fp16} |",
         f"| distillation | T = {params.get('temperature', math.nan):.2f}, "
         f"alpha = {params.get('alpha', math.nan):.2f}; "
         f"learning rate {params.get('learning_rate', math.nan):.2e} |",

@@ -1,10 +1,12 @@
-"""Running a study: prepare data and reference once, then workers run trials until N finish.
+"""Running a study: prepare data and reference once, then workers run trials until N trained.
 
-``--trials N`` is the study's total: every worker (in this process, in ``--n-jobs`` worker
+``--trials N`` is the study's total of trained trials (completed or pruned; a proposal
+skipped untrained does not count): every worker (in this process, in ``--n-jobs`` worker
 processes, or on other machines sharing the storage) only starts a trial while fewer than N
-trials are finished or running, and a trial that finds itself past N (two workers raced for
-the last place) is recorded as failed without training. A rerun of the same command after
-Ctrl-C or a crash continues to N.
+trials are trained or running, and a trial that finds itself past N (two workers raced for
+the last place) is recorded as failed without training. A running trial holds a place
+until it ends, even one about to be skipped. A rerun of the same command after Ctrl-C or a
+crash continues to N.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import multiprocessing
 import os
 import socket
 import statistics
+import sys
 import threading
 import time
 import warnings
@@ -65,7 +68,7 @@ METRIC_NAME = "penalized_score"
 POLL_S = 2.0  # how often a waiting worker and the progress monitor look at the storage
 SURPLUS = "surplus"  # user attribute of a trial failed for exceeding --trials
 WORKER = "worker"  # user attribute: which process ran the trial, as host:pid
-FIGURES_EVERY = 10  # finished trials between two redraws of the dashboard's figures
+FIGURES_EVERY = 10  # trained trials between two redraws of the dashboard's figures
 RETRY_WINDOW_S = 30.0  # longest a stale trial's retry may take to be enqueued
 MAX_FAILURES_IN_A_ROW = 10  # a worker whose trials all fail stops instead of looping
 # A skipped proposal means the sampler found nothing that could beat the best in
@@ -233,7 +236,7 @@ def run_worker(
     prepared: Prepared,
     between_trials: Callable[[int], None] | None = None,
 ) -> None:
-    """Run trials until the study holds ``settings.trials`` finished ones (or time is up).
+    """Run trials until the study holds ``settings.trials`` trained ones (or time is up).
 
     ``between_trials(finished)`` is called after each trial, in this thread, while no trial
     trains: work there cannot change a trial's numbers (see :func:`run`).
@@ -282,6 +285,10 @@ def run_worker(
         except KeyboardInterrupt:
             requeue_interrupted(study, worker_id())
             raise
+        except optuna.exceptions.UpdateFinishedTrialError as error:
+            # Another worker missed this trial's heartbeats for the grace period (a starved
+            # or stalled process), failed it and queued its retry: this result is dropped.
+            print(f"warning: {error} (another worker took it as stale); going on", file=sys.stderr)
         if between_trials is not None:
             between_trials(finished_count(study))
         if not ended or ended[-1].user_attrs.get(SURPLUS):
@@ -289,11 +296,11 @@ def run_worker(
         last = ended[-1]
         skips_in_a_row = skips_in_a_row + 1 if last.user_attrs.get(SKIPPED) else 0
         if skips_in_a_row >= MAX_SKIPS_IN_A_ROW:
-            warnings.warn(
+            print(
                 f"{skips_in_a_row} proposals in a row could not beat the best feasible trial "
-                f"(the sampler found none that could in {MAX_PROPOSALS} draws each): stopping "
-                f"at {finished} trials",
-                stacklevel=1,
+                f"(the sampler found none that could in {MAX_PROPOSALS} draws each): the "
+                f"search stops at {finished} trained trials",
+                file=sys.stderr,
             )
             return
         failures_in_a_row = failures_in_a_row + 1 if last.state == TrialState.FAIL else 0
@@ -385,8 +392,9 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
     arch = (
         f"{params.get('cnn_out_channels')}ch k({params.get('kernel_freq')},"
         f"{params.get('kernel_time')}) s({params.get('stride_freq')},{params.get('stride_time')})"
-        f" {params.get('gru_num_layers')}x{params.get('hidden_size')} {params.get('pooling')}"
-        f"{'' if params.get('bias', True) else ' no-bias'}{' fp16' if params.get('fp16') else ''}"
+        f" {params.get('gru_num_layers')}x{params.get('hidden_size')}"
+        f" {params.get('pooling', 'attention')}{'' if params.get('bias', True) else ' no-bias'}"
+        f"{' fp16' if params.get('fp16') else ''}"
     )
     trained = bool(attrs.get("au_fa_fr_per_epoch"))
     quality = f"{attrs.get(AU_FA_FR, float('nan')):.2e}" if trained else "not measured"
@@ -440,8 +448,8 @@ def _monitor(
     stop: threading.Event,
     refresh: Callable[[], None] | None,
 ) -> None:
-    """Progress bar over finished trials, one log line per trial that ends, and, when
-    ``refresh`` is given, the figures redrawn every ``FIGURES_EVERY`` finished trials."""
+    """Progress bar over trained trials, one log line per trial that ends, and, when
+    ``refresh`` is given, the figures redrawn every ``FIGURES_EVERY`` trained trials."""
     seen: set[int] = set()
     drawn_at = 0
     with tqdm(

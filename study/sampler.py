@@ -73,7 +73,7 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
     ) -> dict[str, Any]:
         if not self._beat_the_best or not search_space:
             return super().sample_relative(study, trial, search_space)
-        best = best_feasible(study)
+        best = best_feasible(_whole(study))
         for attempt in range(MAX_PROPOSALS):
             params = {}
             if attempt < TPE_PROPOSALS:
@@ -90,6 +90,13 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
 
 SAMPLERS = ("tpe", "random")
 STARTUP_TRIALS = 10  # random proposals before TPE models the history
+
+
+def _whole(study: optuna.Study) -> optuna.Study:
+    """The study itself where Optuna hands the sampler a view of it: HyperbandPruner
+    passes a per-bracket view (its private ``_BracketStudy``, holding the study as
+    ``_study``) that refuses ``best_trial``, while the best to beat is the whole study's."""
+    return getattr(study, "_study", study)
 
 
 def make_sampler(

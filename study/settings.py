@@ -21,11 +21,14 @@ from study.storage import (
 
 # What a trial trains on, for how long, and the bar it is judged by: a study holds one value
 # of each, or its trials are not comparable, and export, report and train replay them. The
-# others belong to the machine and the run (trials, timeout, n_jobs, device, pruner, paths)
-# and are never replayed: each command takes its own.
+# others belong to the machine and the run (trials, timeout, n_jobs, device, pruner,
+# sampler, skip_hopeless, paths) and are never replayed: each command takes its own.
 TRIAL_FIELDS = (
     "data", "keyword", "seed", "max_epochs", "max_au_fa_fr", "reference_seeds", "confirm_seeds"
 )  # fmt: skip
+# Fields a study recorded before they existed, with the value such a study ran with: its
+# trials were judged on one seed, proposed by TPE.
+RECORDED_BEFORE: dict[str, Any] = {"confirm_seeds": 1, "sampler": "tpe"}
 # Compared by what it holds, not how it is spelled: the same folder given by another path is
 # the same data, and a folder changed in place is not (see study.runner.prepare).
 COMPARED_BY_CONTENT = ("data",)
@@ -35,7 +38,7 @@ COMPARED_BY_CONTENT = ("data",)
 class StudySettings:
     """What ``python run_study.py`` runs. Paths are relative to the working directory."""
 
-    trials: int = 100  # finished (completed + pruned) trials the study ends with, in total
+    trials: int = 100  # trained (completed + pruned) trials the study ends with, in total
     storage: str = DEFAULT_STORAGE
     study_name: str | None = None  # None: derived from data, keyword and seed
     data: str = "synthetic"
@@ -110,6 +113,8 @@ def changed_trial_fields(recorded: dict[str, Any], settings: StudySettings) -> l
     """``--flag recorded -> now`` for each of :data:`TRIAL_FIELDS` (but those compared by
     content) that differs from the settings a study was created with (``recorded``, its
     ``settings`` attribute)."""
+    if recorded:  # a study that recorded its settings, maybe before some fields existed
+        recorded = {**RECORDED_BEFORE, **recorded}
     return [
         f"--{name.replace('_', '-')} {recorded[name]} -> {getattr(settings, name)}"
         for name in TRIAL_FIELDS
@@ -122,5 +127,6 @@ def changed_trial_fields(recorded: dict[str, Any], settings: StudySettings) -> l
 def replayed(recorded: dict[str, Any], here: StudySettings, study_name: str) -> StudySettings:
     """The settings to retrain a study's trials with on this machine: its
     :data:`TRIAL_FIELDS` from ``recorded`` (validated), everything else from ``here``."""
-    trial_fields = {name: getattr(StudySettings.from_dict(recorded), name) for name in TRIAL_FIELDS}
+    stored = StudySettings.from_dict({**RECORDED_BEFORE, **recorded})
+    trial_fields = {name: getattr(stored, name) for name in TRIAL_FIELDS}
     return dataclasses.replace(here, study_name=study_name, **trial_fields)

@@ -26,8 +26,14 @@ def _study(tmp_path) -> optuna.Study:
 
 
 def _complete(study: optuna.Study, x: int) -> None:
+    """A trial that trained (one epoch recorded), so it counts toward --trials."""
     study.add_trial(
-        optuna.create_trial(value=float(x), params={"x": x}, distributions=DISTRIBUTIONS)
+        optuna.create_trial(
+            value=float(x),
+            params={"x": x},
+            distributions=DISTRIBUTIONS,
+            user_attrs={"au_fa_fr_per_epoch": [0.01]},
+        )
     )
 
 

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from study.attributes import FINISHED
+from study.attributes import FINISHED, counts_toward_budget
 from study.runner import WORKER, prepare
 from study.settings import StudySettings
 from study.storage import make_storage
@@ -59,7 +59,7 @@ def _params(trial: FrozenTrial) -> str:
 
 def _check_exactly_n_without_duplicates(settings: StudySettings) -> list[FrozenTrial]:
     trials = _trials(settings)
-    finished = [t for t in trials if t.state in FINISHED]
+    finished = [t for t in trials if counts_toward_budget(t)]
     assert len(finished) == settings.trials
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     numbers = [t.number for t in trials]

@@ -85,12 +85,18 @@ def test_no_line_says_passes_when_no_candidate_is_confirmed(
 ) -> None:
     lenient = dataclasses.replace(settings, trials=1, max_au_fa_fr=0.5, device="cpu")
     study = run(lenient)
-    # Lower the bar under every retrained mean after the search: nothing confirms.
+    # Lower the bar under every retrained mean after the search: nothing confirms. The
+    # reference's test figure is raised so far that the test bar (1e-9 / val x test = 1.0)
+    # lies above any au_fa_fr: only the missing confirmation can withhold the pass.
     study.set_user_attr("au_fa_fr_bar", 1e-9)
+    study.set_user_attr(
+        "reference_test_au_fa_fr", study.user_attrs["reference_val_au_fa_fr"] / 1e-9
+    )
     result = _export_cli(lenient, tmp_path / "export")
     assert result.returncode == 0, result.stderr
     export = read_export(tmp_path / "export")
     assert export.held_out["confirmed"] is False and export.held_out["passes"] is False
+    assert export.held_out["test_au_fa_fr_mean"] <= export.held_out["test_bar"]
     assert "PASSES" not in result.stdout + result.stderr
     assert "NOT CONFIRMED" in result.stdout
 
@@ -145,3 +151,13 @@ def test_skipped_proposals_do_not_count_toward_trials(settings: StudySettings) -
     for trial in trained[1:]:
         earlier = [t for t in trained if t.number < trial.number and t.user_attrs[FEASIBLE]]
         assert proposal_score(trial.params) > max(t.value for t in earlier)
+
+
+def test_the_sampler_finds_the_best_to_beat_under_every_pruner(settings: StudySettings) -> None:
+    # Hyperband hands the sampler a per-bracket view of the study, not the study itself.
+    for pruner in ("hyperband", "median"):
+        study = run(dataclasses.replace(settings, study_name=pruner, pruner=pruner))
+        failed = [t.user_attrs.get("fail_reason") for t in study.trials
+                  if t.state == TrialState.FAIL]  # fmt: skip
+        assert not failed, (pruner, failed)
+        assert finished_count(study) == settings.trials
