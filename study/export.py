@@ -133,9 +133,10 @@ def held_out_check(
 
     The bar is 1.1 x the reference's validation mean, and the test split can be easier or
     harder than validation (on seed 0 the reference scores 25 % lower there), so a student's
-    test figure against the validation bar would be flattered or wronged. ``reference`` holds the study's recorded means over
-    the reference seeds (``val`` and ``test``); the test bar is ``bar / val x test``, which
-    for the default bar is exactly 1.1 x the reference's test mean. ``passes`` needs both a
+    test figure against the validation bar would be flattered or wronged. ``reference``
+    holds the study's recorded means over the reference seeds (``val`` and ``test``); the
+    test bar is ``bar / val x test``, which for the default bar is exactly 1.1 x the
+    reference's test mean. ``passes`` needs both a
     confirmed candidate and a test mean at most the test bar.
     """
     test_features = prepared.features.features["testing"]
