@@ -25,17 +25,14 @@ import optuna_dashboard
 import torch
 
 from kws.audio import SAMPLE_RATE, read_resampled
-from kws.augment import AugmentationConfig
-from kws.data import SYNTHETIC, open_dataset
+from kws.data import SYNTHETIC
 from kws.device import DEVICES, resolve_device
 from kws.errors import UserError
-from kws.feature_cache import load_or_build_features
 from kws.files import save_atomically
 from kws.model import CRNN
 from kws.reference import training_data
-from kws.speech_commands import KEYWORD, SPLIT_METHODS
+from kws.speech_commands import KEYWORD, DatasetError, require_evaluable
 from kws.streaming import StreamingDetector
-from kws.synth import EmbeddedDatasetConfig
 from kws.training import evaluate_au_fa_fr, train
 from study.export import (
     WEIGHTS_FILE,
@@ -50,7 +47,15 @@ from study.objective import best_feasible
 from study.pruning import PRUNERS
 from study.records import DEFAULT_ARTIFACT_DIR, artifact_store
 from study.report import write_report
-from study.runner import describe, finished_count, prepare, prepare_stored, run
+from study.runner import (
+    describe,
+    finished_count,
+    prepare,
+    prepare_features,
+    prepare_stored,
+    run,
+    study_dataset,
+)
 from study.sampler import SAMPLERS
 from study.settings import StudySettings, replayed
 from study.storage import DEFAULT_STORAGE, load_existing_study, make_storage, quiet_optuna
@@ -67,6 +72,20 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "locally on first use (default, no network); 'download' = the official Speech "
         "Commands v0.01 archive (1.4 GB, checksum-verified, resumable); or PATH = a "
         "folder in the Speech Commands layout (v0.01 or v0.02)",
+    )
+    parser.add_argument(
+        "--num-clips",
+        type=int,
+        default=DEFAULTS.num_clips,
+        help="clips in the embedded dataset (--data synthetic only); 64721 with "
+        "--num-speakers 1881 is the size of Speech Commands v0.01 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-speakers",
+        type=int,
+        default=DEFAULTS.num_speakers,
+        help="speakers (voice, pitch and rate) in the embedded dataset, split by speaker into "
+        "training, validation and testing (--data synthetic only; default: %(default)s)",
     )
     parser.add_argument(
         "--keyword",
@@ -248,6 +267,8 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         storage=args.storage,
         study_name=args.study_name,
         data=args.data,
+        num_clips=args.num_clips,
+        num_speakers=args.num_speakers,
         keyword=args.keyword,
         max_epochs=args.max_epochs,
         timeout=args.timeout,
@@ -296,12 +317,23 @@ def _study(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    progress = not args.no_progress
-    embedded = EmbeddedDatasetConfig(num_clips=args.num_clips, seed=args.seed)
-    index = open_dataset(args.data, args.data_dir, args.keyword, args.split, embedded, progress)
+    settings = StudySettings(
+        data=args.data,
+        num_clips=args.num_clips,
+        num_speakers=args.num_speakers,
+        keyword=args.keyword,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        feature_dir=args.feature_dir,
+        progress=not args.no_progress,
+    )
+    index = study_dataset(settings)
     print(index.summary())
-    augmentation = AugmentationConfig(num_views=args.views, seed=args.seed)
-    features = load_or_build_features(index, args.feature_dir, augmentation, progress)
+    try:
+        require_evaluable(index)
+    except DatasetError as error:
+        print(f"warning: a study would refuse this data: {error}", file=sys.stderr)
+    features = prepare_features(settings, index=index)
     print(
         f"feature cache {args.feature_dir}/{features.key}.pt: "
         f"{features.num_bytes() / 2**20:.1f} MiB, {features.training_views.shape[0]} augmented "
@@ -501,26 +533,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Make the dataset (embedded by default) and build its log-mel feature cache.",
     )
     _add_data_arguments(prepare)
-    prepare.add_argument(
-        "--split",
-        default="auto",
-        choices=SPLIT_METHODS,
-        help="train/validation/test split: 'auto' = the dataset's validation_list.txt and "
-        "testing_list.txt when present, else the dataset's hash-of-speaker rule; 'random' "
-        "splits by clip and leaks speakers between splits (default: %(default)s)",
-    )
-    prepare.add_argument(
-        "--num-clips",
-        type=int,
-        default=EmbeddedDatasetConfig.num_clips,
-        help="clips in the embedded dataset (default: %(default)s; ignored for other --data)",
-    )
-    prepare.add_argument(
-        "--views",
-        type=int,
-        default=AugmentationConfig.num_views,
-        help="augmented copies of the training split in the feature cache (default: %(default)s)",
-    )
     prepare.set_defaults(run=_prepare)
 
     export = commands.add_parser(

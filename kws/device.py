@@ -31,12 +31,12 @@ def configure_threads(workers: int = 1) -> int:
     one process on two, so every worker gets ``cores // workers`` (at least 1). Cores are
     those this process may run on (``taskset``, cgroup cpusets), not all the machine's.
     """
-    threads = max(1, _usable_cores() // max(1, workers))
+    threads = max(1, usable_cores() // max(1, workers))
     torch.set_num_threads(threads)
     return threads
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     """Cores this process may run on: its CPU affinity where the OS has one."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))

@@ -8,11 +8,15 @@ masks per batch.
 
 The cache file is keyed by the dataset's content (every clip's bytes, path, label and
 split; every noise file's bytes), the feature parameters and the augmentation recipe, so
-any change to any of them gives a new file and a stale cache is never read.
+any change to any of them gives a new file and a stale cache is never read. Hashing the
+content reads every clip, so each key is also recorded under ``keys/`` by the files' sizes
+and modification times, and a later run whose files all match reads none of them
+(:func:`known_feature_cache_key`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -26,11 +30,12 @@ from kws.audio import read_clip
 from kws.augment import AugmentationConfig, augment, can_cut_off, cut_off, treat
 from kws.errors import UserError
 from kws.features import FRAMES_PER_CLIP, HOP_LENGTH, LOG_CLAMP, N_FFT, N_MELS, WIN_LENGTH, LogMel
-from kws.files import load_cache, save_atomically
+from kws.files import WriteError, load_cache, save_atomically, write_text_atomically
 from kws.speech_commands import SPLITS, Clip, SpeechCommandsIndex, load_noise
 
 FEATURE_VERSION = 2  # bump when feature or augmentation code changes its output
 _CHUNK = 512  # clips decoded, augmented and transformed at a time (bounds memory)
+_KEYS_DIR = "keys"  # under the cache folder: content keys by file sizes and times
 
 
 @dataclass(frozen=True)
@@ -58,20 +63,32 @@ class CachedFeatures:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def feature_cache_key(index: SpeechCommandsIndex, augmentation: AugmentationConfig) -> str:
-    """24 hex digits over the dataset's content, feature parameters and augmentation."""
-    digest = hashlib.blake2b(digest_size=12)
-    recipe = {
-        "version": FEATURE_VERSION,
-        "n_fft": N_FFT,
-        "win_length": WIN_LENGTH,
-        "hop_length": HOP_LENGTH,
-        "n_mels": N_MELS,
-        "log_clamp": LOG_CLAMP,
-        "augmentation": augmentation.to_dict(),
-    }
-    digest.update(json.dumps(recipe, sort_keys=True).encode())
-    for clip in index.clips:
+def _recipe(augmentation: AugmentationConfig) -> bytes:
+    return json.dumps(
+        {
+            "version": FEATURE_VERSION,
+            "n_fft": N_FFT,
+            "win_length": WIN_LENGTH,
+            "hop_length": HOP_LENGTH,
+            "n_mels": N_MELS,
+            "log_clamp": LOG_CLAMP,
+            "augmentation": augmentation.to_dict(),
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def feature_cache_key(
+    index: SpeechCommandsIndex, augmentation: AugmentationConfig, progress: bool = False
+) -> str:
+    """24 hex digits over the dataset's content, feature parameters and augmentation.
+
+    Reads every clip: at the size of Speech Commands that is minutes from a cold disk, so
+    ``progress`` shows a bar, and :func:`known_feature_cache_key` avoids it for files
+    already hashed.
+    """
+    digest = hashlib.blake2b(_recipe(augmentation), digest_size=12)
+    for clip in tqdm(index.clips, desc="hashing clips", unit="clip", disable=not progress):
         relative = clip.path.relative_to(index.root).as_posix()
         digest.update(f"{relative}|{clip.label}|{clip.split}|".encode())
         digest.update(clip.path.read_bytes())
@@ -79,6 +96,52 @@ def feature_cache_key(index: SpeechCommandsIndex, augmentation: AugmentationConf
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def known_feature_cache_key(
+    index: SpeechCommandsIndex,
+    augmentation: AugmentationConfig,
+    cache_dir: str | Path,
+    progress: bool = False,
+) -> str:
+    """:func:`feature_cache_key`, without reading a clip when every file has the size and
+    modification time (in ns) it had when a cache in ``cache_dir`` was built from it.
+
+    As git's index and rsync do: editing a file changes its modification time, so changed
+    data is still hashed anew; only a rewrite that restores both size and time would go
+    unseen. Reading 105,829 clips takes minutes on a cold disk; their metadata, a second.
+    """
+    remembered = _remembered(cache_dir, _stat_fingerprint(index, augmentation))
+    return remembered or feature_cache_key(index, augmentation, progress)
+
+
+def _stat_fingerprint(index: SpeechCommandsIndex, augmentation: AugmentationConfig) -> str:
+    digest = hashlib.blake2b(_recipe(augmentation), digest_size=12)
+    for clip in index.clips:
+        stat = clip.path.stat()
+        relative = clip.path.relative_to(index.root).as_posix()
+        digest.update(
+            f"{relative}|{clip.label}|{clip.split}|{stat.st_size}|{stat.st_mtime_ns}|".encode()
+        )
+    for path in index.noise_files:
+        stat = path.stat()
+        digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}|".encode())
+    return digest.hexdigest()
+
+
+def _memo_path(cache_dir: str | Path, fingerprint: str) -> Path:
+    return Path(cache_dir) / _KEYS_DIR / f"{fingerprint}.json"
+
+
+def _remembered(cache_dir: str | Path, fingerprint: str) -> str | None:
+    """The content key recorded for ``fingerprint``, if its cache file still exists."""
+    try:
+        key = json.loads(_memo_path(cache_dir, fingerprint).read_text())["key"]
+    except (OSError, ValueError, KeyError, TypeError):  # absent or not ours: hash the clips
+        return None
+    if not (isinstance(key, str) and (Path(cache_dir) / f"{key}.pt").is_file()):
+        return None
+    return key
 
 
 def load_or_build_features(
@@ -91,14 +154,25 @@ def load_or_build_features(
     """Features of ``index``: read from ``<cache_dir>/<key>.pt`` or computed and saved there.
 
     ``key`` is :func:`feature_cache_key` of ``index`` and ``augmentation`` when the caller
-    has it already (it reads every clip's bytes).
+    has it already (it reads every clip's bytes); the files' sizes and modification times
+    are recorded beside the cache for :func:`known_feature_cache_key`.
     """
-    key = key or feature_cache_key(index, augmentation)
+    fingerprint = _stat_fingerprint(index, augmentation)
+    key = (
+        key
+        or _remembered(cache_dir, fingerprint)
+        or feature_cache_key(index, augmentation, progress)
+    )
     path = Path(cache_dir) / f"{key}.pt"
     if path.is_file():
-        return _load(path, key)
-    features = build_features(index, augmentation, progress, key)
-    _save(features, path)
+        features = _load(path, key)
+    else:
+        features = build_features(index, augmentation, progress, key)
+        _save(features, path)
+    # Only once the cache file exists: a failed build (disk full) leaves nothing behind. A
+    # cache folder shared read-only is used as it is, the clips hashed on every run.
+    with contextlib.suppress(WriteError):
+        write_text_atomically(json.dumps({"key": key}), _memo_path(cache_dir, fingerprint))
     return features
 
 
@@ -205,7 +279,7 @@ def _save(features: CachedFeatures, path: Path) -> None:
 
 
 def _load(path: Path, key: str) -> CachedFeatures:
-    payload = load_cache(path)
+    payload = load_cache(path, mmap=True)  # gigabytes at the size of Speech Commands
     if payload.get("key") != key:
         raise UserError(
             f"{path}: feature cache holds key {payload.get('key')!r}, expected {key!r}; "

@@ -32,11 +32,19 @@ def save_atomically(payload: dict[str, object], path: Path) -> None:
     Raises:
         WriteError: the write failed (disk full, no permission); nothing is left behind.
     """
-    path = Path(path)
+    _write_atomically(lambda partial: torch.save(payload, partial), Path(path))
+
+
+def write_text_atomically(text: str, path: Path) -> None:
+    """:func:`save_atomically` for a text file."""
+    _write_atomically(lambda partial: partial.write_text(text), Path(path))
+
+
+def _write_atomically(write: Callable[[Path], object], path: Path) -> None:
     _make_folder(path.parent)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        torch.save(payload, partial)
+        write(partial)
         partial.replace(path)
     except OSError as error:
         raise WriteError(f"{path}: could not be written ({_reason(error)})") from error
@@ -93,15 +101,17 @@ def check_writable(folder: str | Path, flag: str) -> None:
         raise WriteError(f"{flag} {folder}: not writable ({_reason(error)})") from error
 
 
-def load_cache(path: Path) -> dict:
-    """A cache file written by :func:`save_atomically`, read with ``weights_only=True``.
+def load_cache(path: Path, mmap: bool = False) -> dict:
+    """A cache file written by :func:`save_atomically`, read with ``weights_only=True``;
+    with ``mmap`` its tensors are pages of the file, read when touched and shared by every
+    process that maps it, instead of a private copy of the whole file.
 
     Raises:
         UserError: the file is not a readable cache (damaged, or not ours); it names the
             file, which can be deleted to rebuild it.
     """
     try:
-        payload = torch.load(path, weights_only=True)
+        payload = torch.load(path, weights_only=True, mmap=mmap)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise UserError(
             f"{path}: not a readable cache file ({_reason(error)}); delete it to rebuild it"

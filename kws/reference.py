@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from kws.feature_cache import CachedFeatures
 from kws.files import load_cache, save_atomically
@@ -26,6 +27,7 @@ from kws.model import BASE, CRNN, CRNNConfig
 from kws.training import (
     BASE_RECIPE,
     TRAINER_VERSION,
+    EpochReport,
     TrainConfig,
     TrainingData,
     keyword_probs,
@@ -65,9 +67,18 @@ class TrainedModel:
 
 def training_views(features: CachedFeatures) -> torch.Tensor:
     """``(1 + V, N_train + M, n_mels, frames)`` fp16: the clean training features, then the
-    views; in each, the training clips followed by that view's M cut-off words."""
-    clips = torch.cat([features.features["training"].unsqueeze(0), features.training_views])
-    return torch.cat([clips, features.cutoff_views], dim=1)
+    views; in each, the training clips followed by that view's M cut-off words.
+
+    One tensor, so that an epoch gathers its batches with one index: written in place into
+    a single allocation, the size of the training views (0.9 GB at 64,721 clips), not
+    concatenated twice."""
+    clean = features.features["training"]
+    clips, cutoffs = len(clean), features.cutoff_views.shape[1]
+    views = clean.new_empty((1 + len(features.training_views), clips + cutoffs, *clean.shape[1:]))
+    views[0, :clips] = clean
+    views[1:, :clips] = features.training_views
+    views[:, clips:] = features.cutoff_views
+    return views
 
 
 def training_labels(features: CachedFeatures) -> torch.Tensor:
@@ -107,11 +118,14 @@ def load_or_train(
     recipe: TrainConfig = BASE_RECIPE,
     cache_dir: str | Path = "storage/models",
     device: torch.device | str = "cpu",
+    progress: str | None = None,
 ) -> TrainedModel:
     """The model trained on ``features`` with ``recipe``: from the cache, else trained now.
 
     No distillation (the recipe's ``alpha`` must be 0): these are the models others
     distill from. Test metrics are computed here once and only reported, never selected on.
+    ``progress`` names a bar over the epochs (None: no bar); at real size an epoch takes
+    seconds to minutes.
     """
     if recipe.alpha != 0.0:
         raise ValueError(
@@ -121,12 +135,20 @@ def load_or_train(
     if path.is_file():
         return _load(path)
     device = torch.device(device)
-    result = train(config, recipe, training_data(features, None, device))
-    model = CRNN(config)
+    with tqdm(total=recipe.epochs, desc=progress, unit="epoch", disable=progress is None) as bar:
+
+        def on_epoch_end(report: EpochReport) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"val au_fa_fr {report.val_au_fa_fr:.3e}")
+
+        data = training_data(features, None, device)
+        result = train(config, recipe, data, on_epoch_end)
+    model = CRNN(config).to(device)
     model.load_state_dict(result.state_dict)
     model.eval()
-    views = training_views(features)
-    view_logits = torch.stack([predict_logits(model, view) for view in views])
+    view_logits = torch.stack([predict_logits(model, view).cpu() for view in data.views])
+    del data  # the training views: gigabytes at real size, not needed for the metrics
+    model = model.cpu()
     curves = {}
     for split in ("validation", "testing"):
         probs = keyword_probs(model, features.features[split], recipe.fp16)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from tqdm import tqdm
 
 from kws.audio import CLIP_SAMPLES, SAMPLE_RATE, write_wav
 from kws.config import ConfigError
+from kws.device import usable_cores
 from kws.espeak import (
     ENGLISH_VOICES,
     ESPEAK_SAMPLE_RATE,
@@ -50,6 +54,7 @@ NOISE_KINDS = ("white_noise", "pink_noise", "brown_noise", "mains_hum", "babble"
 
 _MARKER = "embedded_dataset.json"  # written last: its presence means the folder is complete
 _BATCH_SIZE = 400  # utterances spoken per fresh worker process
+_BATCHES_AHEAD = 2  # spoken batches per process held at most while earlier ones are written
 
 
 @dataclass(frozen=True)
@@ -188,20 +193,19 @@ def _plan_clips(
     return plans
 
 
-def _speak_all(
-    utterances: list[Utterance], seed: int, desc: str, progress: bool
-) -> list[np.ndarray]:
-    """Speak in batches, each in a fresh process (see kws.espeak for why), 2 at a time."""
-    batches = [utterances[i : i + _BATCH_SIZE] for i in range(0, len(utterances), _BATCH_SIZE)]
-    results: list[np.ndarray] = []
-    with (
-        ThreadPoolExecutor(max_workers=2) as pool,  # threads only wait for the processes
-        tqdm(total=len(utterances), desc=desc, unit="clip", disable=not progress) as bar,
-    ):
-        for batch_result in pool.map(lambda batch: speak_in_fresh_process(batch, seed), batches):
-            results.extend(batch_result)
-            bar.update(len(batch_result))
-    return results
+def _spoken(batches: list[list[Utterance]], seed: int) -> Iterator[list[np.ndarray]]:
+    """Each batch's samples, in order, each spoken in a fresh process (see kws.espeak for
+    why), one per core (at least 2); at most ``_BATCHES_AHEAD`` batches per process wait to
+    be consumed, so memory stays bounded however many clips there are."""
+    processes = max(2, usable_cores())
+    with ThreadPoolExecutor(processes) as pool:  # threads only wait for the processes
+        pending: deque[Future[list[np.ndarray]]] = deque()
+        for batch in batches:
+            pending.append(pool.submit(speak_in_fresh_process, batch, seed))
+            if len(pending) > _BATCHES_AHEAD * processes:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _to_16k(samples: list[np.ndarray]) -> list[torch.Tensor]:
@@ -210,6 +214,8 @@ def _to_16k(samples: list[np.ndarray]) -> list[torch.Tensor]:
     Resampled in one padded batch: torchaudio builds its sinc kernel once per call, which
     costs more than the filtering itself for 0.5 s words. Words are cut at 1 s.
     """
+    if not samples:
+        return []
     batch = torch.zeros(len(samples), ESPEAK_SAMPLE_RATE)  # (N, 1 s at 22,050 Hz)
     lengths = []
     for row, word in zip(batch, samples, strict=True):
@@ -319,41 +325,58 @@ def generate_embedded_dataset(
 
 
 def _generate(partial: Path, config: EmbeddedDatasetConfig, progress: bool) -> None:
-    """Synthesize the whole dataset into the folder ``partial``."""
+    """Synthesize the whole dataset into the folder ``partial``, a batch of clips at a time.
+
+    The utterances are spoken in batches of the list ``clips + babble``; the babble's
+    batches (the last) are spoken first, since every clip is mixed with noise made from
+    them. Each batch's samples depend only on its own utterances, and resampling is
+    row-wise, so the order changes no byte of the output.
+    """
     rng = np.random.default_rng(config.seed)
     speakers = _make_speakers(config, rng)
     plans = _plan_clips(config, speakers, rng)
     babble_plan = _babble_utterances(config, speakers, rng)
     utterances = [p.utterance for p in plans] + babble_plan
-    spoken = _speak_all(utterances, config.seed, "synthesizing speech", progress)
-    words = _to_16k(spoken)
-    clip_words, babble_words = words[: len(plans)], words[len(plans) :]
+    batches = [utterances[i : i + _BATCH_SIZE] for i in range(0, len(utterances), _BATCH_SIZE)]
+    first_babble_batch = len(plans) // _BATCH_SIZE
+    with tqdm(
+        total=len(utterances), desc="synthesizing clips", unit="clip", disable=not progress
+    ) as bar:
+        tail = [
+            word for spoken in _spoken(batches[first_babble_batch:], config.seed) for word in spoken
+        ]
+        bar.update(len(babble_plan))
+        tail_clips = len(plans) - first_babble_batch * _BATCH_SIZE
+        babble_words = _to_16k(tail[tail_clips:])
+        noise_samples = int(config.noise_seconds * SAMPLE_RATE)
+        noises = {
+            "white_noise": _colored_noise(noise_samples, 0.0, rng),
+            "pink_noise": _colored_noise(noise_samples, 1.0, rng),
+            "brown_noise": _colored_noise(noise_samples, 2.0, rng),
+            "mains_hum": _mains_hum(noise_samples, rng),
+            "babble": _babble(noise_samples, babble_words, rng),
+        }
+        for kind, noise in noises.items():
+            write_wav(partial / BACKGROUND_NOISE_DIR / f"{kind}.wav", 0.5 * noise)
 
-    noise_samples = int(config.noise_seconds * SAMPLE_RATE)
-    noises = {
-        "white_noise": _colored_noise(noise_samples, 0.0, rng),
-        "pink_noise": _colored_noise(noise_samples, 1.0, rng),
-        "brown_noise": _colored_noise(noise_samples, 2.0, rng),
-        "mains_hum": _mains_hum(noise_samples, rng),
-        "babble": _babble(noise_samples, babble_words, rng),
-    }
-    for kind, noise in noises.items():
-        write_wav(partial / BACKGROUND_NOISE_DIR / f"{kind}.wav", 0.5 * noise)
-
-    counts: dict[tuple[str, str], int] = {}
-    lists: dict[str, list[str]] = {"validation": [], "testing": []}
-    for plan, word in tqdm(
-        list(zip(plans, clip_words, strict=True)),
-        desc="writing clips",
-        unit="clip",
-        disable=not progress,
-    ):
-        n = counts.get((plan.word, plan.speaker.speaker_id), 0)
-        counts[(plan.word, plan.speaker.speaker_id)] = n + 1
-        relative = f"{plan.word}/{plan.speaker.speaker_id}_nohash_{n}.wav"
-        write_wav(partial / relative, _place(word, plan, noises[plan.noise_kind], rng))
-        if plan.speaker.split in lists:
-            lists[plan.speaker.split].append(relative)
+        clip_batches = itertools.chain(
+            _spoken(batches[:first_babble_batch], config.seed),
+            [tail[:tail_clips]] if tail_clips else [],
+        )
+        counts: dict[tuple[str, str], int] = {}
+        lists: dict[str, list[str]] = {"validation": [], "testing": []}
+        placed = 0
+        for spoken in clip_batches:
+            for word in _to_16k(spoken):
+                plan = plans[placed]
+                placed += 1
+                n = counts.get((plan.word, plan.speaker.speaker_id), 0)
+                counts[(plan.word, plan.speaker.speaker_id)] = n + 1
+                relative = f"{plan.word}/{plan.speaker.speaker_id}_nohash_{n}.wav"
+                write_wav(partial / relative, _place(word, plan, noises[plan.noise_kind], rng))
+                if plan.speaker.split in lists:
+                    lists[plan.speaker.split].append(relative)
+            bar.update(len(spoken))
     for split, name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
         (partial / name).write_text("".join(f"{line}\n" for line in sorted(lists[split])))
     speakers_table = [dataclasses.asdict(s) for s in speakers]

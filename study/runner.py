@@ -37,12 +37,11 @@ from kws.augment import AugmentationConfig
 from kws.data import open_dataset
 from kws.device import configure_threads, resolve_device
 from kws.errors import UserError
-from kws.feature_cache import CachedFeatures, feature_cache_key, load_or_build_features
+from kws.feature_cache import CachedFeatures, known_feature_cache_key, load_or_build_features
 from kws.files import check_writable
 from kws.model import BASE
 from kws.reference import TrainedModel, load_or_train, training_data
-from kws.speech_commands import require_evaluable
-from kws.synth import EmbeddedDatasetConfig
+from kws.speech_commands import SpeechCommandsIndex, require_evaluable
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
 from study.attributes import (
     AU_FA_FR,
@@ -118,34 +117,55 @@ def prepare(settings: StudySettings, feature_key: str | None = None) -> Prepared
         DatasetError: a held-out split cannot give a meaningful au_fa_fr.
         DataChangedError: the data differs from ``feature_key``'s.
     """
-    progress = settings.progress
-    index = open_dataset(
+    index = study_dataset(settings)
+    require_evaluable(index)
+    features = prepare_features(settings, feature_key, index)
+    device = resolve_device(settings.device)
+    seeds = range(settings.seed, settings.seed + settings.reference_seeds)
+    references = tuple(
+        load_or_train(
+            features,
+            BASE,
+            dataclasses.replace(BASE_RECIPE, seed=seed),
+            settings.model_dir,
+            device,
+            progress=f"reference (BASE) seed {seed}" if settings.progress else None,
+        )
+        for seed in seeds
+    )
+    bar = settings.max_au_fa_fr or 1.1 * _mean_val_au_fa_fr(references)
+    return Prepared(features=features, references=references, bar=bar)
+
+
+def study_dataset(settings: StudySettings) -> SpeechCommandsIndex:
+    """The index of the study's clips (the embedded dataset is made on first use)."""
+    return open_dataset(
         settings.data,
         settings.data_dir,
         settings.keyword,
-        embedded=EmbeddedDatasetConfig(seed=settings.seed),
-        progress=progress,
+        embedded=settings.embedded(),
+        progress=settings.progress,
     )
-    require_evaluable(index)
+
+
+def prepare_features(
+    settings: StudySettings,
+    feature_key: str | None = None,
+    index: SpeechCommandsIndex | None = None,
+) -> CachedFeatures:
+    """The study's feature cache, built unless cached: what ``run_study.py prepare`` makes,
+    and the first step of :func:`prepare` (see it for ``feature_key``). ``index`` is
+    :func:`study_dataset`'s when the caller has it already."""
+    index = index or study_dataset(settings)
     augmentation = AugmentationConfig(seed=settings.seed)
-    key = feature_cache_key(index, augmentation)
+    key = known_feature_cache_key(index, augmentation, settings.feature_dir, settings.progress)
     if feature_key is not None and key != feature_key:
         raise DataChangedError(
             f"--data {settings.data}: these clips differ from those study '{settings.name}' "
             f"was created with (feature cache key {feature_key} -> {key}), so its trials "
             "would not be comparable; restore the data, or start a new study with --study-name"
         )
-    features = load_or_build_features(index, settings.feature_dir, augmentation, progress, key)
-    device = resolve_device(settings.device)
-    seeds = range(settings.seed, settings.seed + settings.reference_seeds)
-    references = tuple(
-        load_or_train(
-            features, BASE, dataclasses.replace(BASE_RECIPE, seed=seed), settings.model_dir, device
-        )
-        for seed in tqdm(seeds, desc="reference (BASE) seeds", disable=not progress)
-    )
-    bar = settings.max_au_fa_fr or 1.1 * _mean_val_au_fa_fr(references)
-    return Prepared(features=features, references=references, bar=bar)
+    return load_or_build_features(index, settings.feature_dir, augmentation, settings.progress, key)
 
 
 def prepare_stored(study: optuna.Study, here: StudySettings) -> tuple[StudySettings, Prepared]:

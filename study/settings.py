@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kws.config import ConfigError, config_from_dict
+from kws.data import SYNTHETIC
 from kws.speech_commands import KEYWORD
+from kws.synth import EmbeddedDatasetConfig
 from study.pruning import DEFAULT_PRUNER
 from study.records import DEFAULT_ARTIFACT_DIR
 from study.sampler import SAMPLERS
@@ -24,11 +26,17 @@ from study.storage import (
 # others belong to the machine and the run (trials, timeout, n_jobs, device, pruner,
 # sampler, skip_hopeless, paths) and are never replayed: each command takes its own.
 TRIAL_FIELDS = (
-    "data", "keyword", "seed", "max_epochs", "max_au_fa_fr", "reference_seeds", "confirm_seeds"
+    "data", "num_clips", "num_speakers", "keyword", "seed", "max_epochs", "max_au_fa_fr",
+    "reference_seeds", "confirm_seeds",
 )  # fmt: skip
 # Fields a study recorded before they existed, with the value such a study ran with: its
-# trials were judged on one seed, proposed by TPE.
-RECORDED_BEFORE: dict[str, Any] = {"confirm_seeds": 1, "sampler": "tpe"}
+# trials were judged on one seed, proposed by TPE, on the embedded dataset's default size.
+RECORDED_BEFORE: dict[str, Any] = {
+    "confirm_seeds": 1,
+    "sampler": "tpe",
+    "num_clips": EmbeddedDatasetConfig.num_clips,
+    "num_speakers": EmbeddedDatasetConfig.num_speakers,
+}
 # Compared by what it holds, not how it is spelled: the same folder given by another path is
 # the same data, and a folder changed in place is not (see study.runner.prepare).
 COMPARED_BY_CONTENT = ("data",)
@@ -41,7 +49,11 @@ class StudySettings:
     trials: int = 100  # trained (completed + pruned) trials the study ends with, in total
     storage: str = DEFAULT_STORAGE
     study_name: str | None = None  # None: derived from data, keyword and seed
-    data: str = "synthetic"
+    data: str = SYNTHETIC
+    # The embedded dataset's size (--data synthetic only); 64,721 clips and 1,881 speakers
+    # is the size of Speech Commands v0.01 (README, "Real size").
+    num_clips: int = EmbeddedDatasetConfig.num_clips
+    num_speakers: int = EmbeddedDatasetConfig.num_speakers
     keyword: str = KEYWORD
     # Students, not the reference (BASE keeps the course's 20 epochs, and so the bar): small
     # students still improve at epoch 20, and 40 lowers their au_fa_fr by 25-40 %
@@ -95,6 +107,25 @@ class StudySettings:
                 f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}"
             )
         sqlite_path(self.storage)  # refuses an in-memory database
+        sized = (self.num_clips, self.num_speakers) != (
+            EmbeddedDatasetConfig.num_clips,
+            EmbeddedDatasetConfig.num_speakers,
+        )
+        if sized and self.data != SYNTHETIC:
+            raise ConfigError(
+                "--num-clips and --num-speakers size the embedded dataset (--data synthetic); "
+                f"--data {self.data} brings its own clips"
+            )
+        if self.num_clips < 1:
+            raise ConfigError(f"--num-clips must be >= 1, got {self.num_clips}")
+        if self.num_speakers < 3:  # one each for training, validation and testing at least
+            raise ConfigError(f"--num-speakers must be >= 3, got {self.num_speakers}")
+
+    def embedded(self) -> EmbeddedDatasetConfig:
+        """The embedded dataset these settings train on (with ``data="synthetic"``)."""
+        return EmbeddedDatasetConfig(
+            num_clips=self.num_clips, num_speakers=self.num_speakers, seed=self.seed
+        )
 
     @property
     def name(self) -> str:

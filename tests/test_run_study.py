@@ -22,8 +22,8 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_help_explains_every_prepare_flag(tmp_path: Path) -> None:
     result = _run("prepare", "--help", cwd=tmp_path)
     assert result.returncode == 0
-    for flag in ("--data", "--keyword", "--split", "--data-dir", "--feature-dir", "--seed",
-                 "--num-clips", "--views", "--no-progress"):  # fmt: skip
+    for flag in ("--data", "--keyword", "--data-dir", "--feature-dir", "--seed",
+                 "--num-clips", "--num-speakers", "--no-progress"):  # fmt: skip
         assert flag in result.stdout
 
 
@@ -31,7 +31,7 @@ def test_prepare_on_real_samples_prints_the_split_summary(
     shared_data: Path, tmp_path: Path
 ) -> None:
     data = shared_data / "speech_commands_v0.01_sample"
-    result = _run("prepare", "--data", str(data), "--views", "1", "--no-progress", cwd=tmp_path)
+    result = _run("prepare", "--data", str(data), "--no-progress", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "split method: hash" in result.stdout
     assert "feature cache storage/features/" in result.stdout
@@ -39,7 +39,8 @@ def test_prepare_on_real_samples_prints_the_split_summary(
 
 
 def test_prepare_synthetic_makes_the_embedded_dataset(tmp_path: Path) -> None:
-    result = _run("prepare", "--num-clips", "40", "--views", "1", "--no-progress", cwd=tmp_path)
+    result = _run("prepare", "--num-clips", "400", "--num-speakers", "20", "--no-progress",
+                  cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "split method: official" in result.stdout
     assert len(list((tmp_path / "storage" / "data").glob("embedded-*/sheila/*.wav"))) > 0
@@ -57,7 +58,8 @@ def test_help_explains_every_study_flag_and_command(tmp_path: Path) -> None:
     assert result.returncode == 0
     for flag in ("--trials", "--storage", "--study-name", "--data", "--keyword", "--max-epochs",
                  "--timeout", "--n-jobs", "--seed", "--device", "--max-au-fa-fr", "--pruner",
-                 "--skip-hopeless", "--no-skip-hopeless", "--heartbeat-interval",
+                 "--skip-hopeless", "--no-skip-hopeless", "--heartbeat-interval", "--num-clips",
+                 "--num-speakers",
                  "--grace-period", "--artifact-dir"):  # fmt: skip
         assert flag in result.stdout
     for command in ("prepare", "export", "train", "stream", "dashboard", "report"):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,12 @@ import torch
 
 import kws.feature_cache
 from kws.augment import AugmentationConfig
-from kws.feature_cache import build_features, feature_cache_key, load_or_build_features
+from kws.feature_cache import (
+    build_features,
+    feature_cache_key,
+    known_feature_cache_key,
+    load_or_build_features,
+)
 from kws.features import LogMel
 from kws.speech_commands import SPLITS, index_speech_commands
 
@@ -91,7 +97,7 @@ def test_second_call_reads_the_cache_without_computing(cached, monkeypatch) -> N
     again = load_or_build_features(index, cache_dir, SMALL, progress=False)
     assert again.key == features.key
     assert torch.equal(again.training_views, features.training_views)
-    assert [p.name for p in cache_dir.iterdir()] == [f"{features.key}.pt"]
+    assert sorted(p.name for p in cache_dir.iterdir()) == [f"{features.key}.pt", "keys"]
 
 
 def test_builds_are_deterministic(cached) -> None:
@@ -117,6 +123,40 @@ def test_key_depends_on_content_labels_and_recipe(tiny_embedded: Path, tmp_path:
     samples[100] = samples[100] + 1  # one sample, one bit
     soundfile.write(str(clip), samples, rate, subtype="PCM_16")
     assert feature_cache_key(index_speech_commands(copy), SMALL) != key
+
+
+def test_a_known_key_is_reused_only_for_files_of_the_same_size_and_time(
+    tiny_embedded: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_embedded, copy)
+    cache = tmp_path / "cache"
+    assert known_feature_cache_key(index_speech_commands(copy), SMALL, cache) == (
+        feature_cache_key(index_speech_commands(copy), SMALL)
+    )
+    built = load_or_build_features(index_speech_commands(copy), cache, SMALL, progress=False)
+
+    # Rewritten with another sample but the same size and time: the recorded key is used,
+    # so no clip was read (the content key now differs).
+    clip = index_speech_commands(copy).clips[0].path
+    stat = clip.stat()
+    samples, rate = soundfile.read(str(clip), dtype="int16")
+    samples[100] = samples[100] + 1
+    soundfile.write(str(clip), samples, rate, subtype="PCM_16")
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert clip.stat().st_size == stat.st_size
+    index = index_speech_commands(copy)
+    assert known_feature_cache_key(index, SMALL, cache) == built.key
+    assert feature_cache_key(index, SMALL) != built.key
+
+    # Any edit changes the time: hashed anew. So does another recipe, or a deleted cache.
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert known_feature_cache_key(index, SMALL, cache) == feature_cache_key(index, SMALL)
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    other = AugmentationConfig(num_views=3)
+    assert known_feature_cache_key(index, other, cache) == feature_cache_key(index, other)
+    (cache / f"{built.key}.pt").unlink()
+    assert known_feature_cache_key(index, SMALL, cache) == feature_cache_key(index, SMALL)
 
 
 def test_a_corrupt_clip_is_reported_by_name(tiny_embedded: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
+import kws.synth
 from kws.speech_commands import KEYWORD, V001_WORDS, index_speech_commands
 from kws.synth import (
     CONFUSERS,
@@ -100,6 +101,20 @@ def test_same_config_gives_byte_identical_files(
 ) -> None:
     again = generate_embedded_dataset(tmp_path / "again", tiny_embedded_config, progress=False)
     assert _digests(again) == _digests(tiny_embedded)
+
+
+def test_clips_spoken_beside_the_babble_and_any_process_count_give_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 410 clips and 12 babble words: the last batch of 400 holds clips and babble, and is
+    # spoken first; the clips are written in order whichever process finishes first.
+    config = EmbeddedDatasetConfig(num_clips=410, num_speakers=6, noise_seconds=1.0)
+    monkeypatch.setattr(kws.synth, "usable_cores", lambda: 1)
+    two = generate_embedded_dataset(tmp_path / "two", config, progress=False)
+    monkeypatch.setattr(kws.synth, "usable_cores", lambda: 5)
+    five = generate_embedded_dataset(tmp_path / "five", config, progress=False)
+    assert _digests(two) == _digests(five)
+    assert len(index_speech_commands(two).clips) == 410
 
 
 def test_another_seed_gives_other_speakers_and_audio(tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ def cli_args() -> Callable[[StudySettings], list[str]]:
             "--trials", str(settings.trials), "--storage", settings.storage,
             "--study-name", settings.name, "--seed", str(settings.seed),
             "--data", settings.data, "--max-epochs", str(settings.max_epochs),
+            "--num-clips", str(settings.num_clips), "--num-speakers", str(settings.num_speakers),
             "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
             "--model-dir", settings.model_dir, "--pruner", settings.pruner,
             "--reference-seeds", str(settings.reference_seeds),

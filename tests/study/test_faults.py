@@ -300,7 +300,9 @@ def test_an_in_memory_storage_is_refused_for_the_study(tmp_path: Path, url: str)
      (["--heartbeat-interval", "90"], "--heartbeat-interval"),
      (["--max-au-fa-fr", "-1"], "--max-au-fa-fr"), (["--reference-seeds", "0"],
      "--reference-seeds"), (["--n-jobs", "0"], "--n-jobs"),
-     (["--confirm-seeds", "0"], "--confirm-seeds")],
+     (["--confirm-seeds", "0"], "--confirm-seeds"), (["--num-clips", "0"], "--num-clips"),
+     (["--num-speakers", "2"], "--num-speakers"),
+     (["--data", ".", "--num-clips", "64721"], "--num-clips")],
 )  # fmt: skip
 def test_a_bad_study_flag_is_refused_naming_it(
     tmp_path: Path, flags: list[str], culprit: str
