@@ -282,6 +282,20 @@ def _babble_utterances(
     ]
 
 
+def _noises(
+    config: EmbeddedDatasetConfig, babble_words: list[torch.Tensor], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Each of :data:`NOISE_KINDS`, ``noise_seconds`` long, peak 1."""
+    samples = int(config.noise_seconds * SAMPLE_RATE)
+    return {
+        "white_noise": _colored_noise(samples, 0.0, rng),
+        "pink_noise": _colored_noise(samples, 1.0, rng),
+        "brown_noise": _colored_noise(samples, 2.0, rng),
+        "mains_hum": _mains_hum(samples, rng),
+        "babble": _babble(samples, babble_words, rng),
+    }
+
+
 def _place(
     word: torch.Tensor, plan: _ClipPlan, noise: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
@@ -348,14 +362,7 @@ def _generate(partial: Path, config: EmbeddedDatasetConfig, progress: bool) -> N
         bar.update(len(babble_plan))
         tail_clips = len(plans) - first_babble_batch * _BATCH_SIZE
         babble_words = _to_16k(tail[tail_clips:])
-        noise_samples = int(config.noise_seconds * SAMPLE_RATE)
-        noises = {
-            "white_noise": _colored_noise(noise_samples, 0.0, rng),
-            "pink_noise": _colored_noise(noise_samples, 1.0, rng),
-            "brown_noise": _colored_noise(noise_samples, 2.0, rng),
-            "mains_hum": _mains_hum(noise_samples, rng),
-            "babble": _babble(noise_samples, babble_words, rng),
-        }
+        noises = _noises(config, babble_words, rng)
         for kind, noise in noises.items():
             write_wav(partial / BACKGROUND_NOISE_DIR / f"{kind}.wav", 0.5 * noise)
 
