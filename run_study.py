@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -261,19 +262,30 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _data_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of :func:`_add_data_arguments`' flags, which the study and ``prepare``
+    share, so that both build the same dataset and feature cache."""
+    return {
+        "data": args.data,
+        "num_clips": args.num_clips,
+        "num_speakers": args.num_speakers,
+        "keyword": args.keyword,
+        "seed": args.seed,
+        "data_dir": args.data_dir,
+        "feature_dir": args.feature_dir,
+        "progress": not args.no_progress,
+    }
+
+
 def _settings(args: argparse.Namespace) -> StudySettings:
     return StudySettings(
+        **_data_settings(args),
         trials=args.trials,
         storage=args.storage,
         study_name=args.study_name,
-        data=args.data,
-        num_clips=args.num_clips,
-        num_speakers=args.num_speakers,
-        keyword=args.keyword,
         max_epochs=args.max_epochs,
         timeout=args.timeout,
         n_jobs=args.n_jobs,
-        seed=args.seed,
         device=args.device,
         max_au_fa_fr=args.max_au_fa_fr,
         reference_seeds=args.reference_seeds,
@@ -281,11 +293,8 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         sampler=args.sampler,
         skip_hopeless=args.skip_hopeless,
         confirm_seeds=args.confirm_seeds,
-        data_dir=args.data_dir,
-        feature_dir=args.feature_dir,
         model_dir=args.model_dir,
         artifact_dir=args.artifact_dir,
-        progress=not args.no_progress,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
     )
@@ -317,16 +326,7 @@ def _study(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    settings = StudySettings(
-        data=args.data,
-        num_clips=args.num_clips,
-        num_speakers=args.num_speakers,
-        keyword=args.keyword,
-        seed=args.seed,
-        data_dir=args.data_dir,
-        feature_dir=args.feature_dir,
-        progress=not args.no_progress,
-    )
+    settings = StudySettings(**_data_settings(args))
     index = study_dataset(settings)
     print(index.summary())
     try:
