@@ -7,6 +7,7 @@ from optuna.trial import FrozenTrial, TrialState
 # met the bar on its first seed the mean over its confirmation seeds (AU_FA_FR_SEEDS).
 AU_FA_FR = "au_fa_fr"
 AU_FA_FR_SEEDS = "au_fa_fr_seeds"  # the deployed model's validation au_fa_fr per seed
+CONFIRMATION_EPOCHS = "confirmation_epochs"  # epochs trained so far on each confirmation seed
 BAR = "au_fa_fr_bar"
 FEASIBLE = "feasible"
 PRUNED_REASON = "pruning_reason"

@@ -33,6 +33,7 @@ from study.attributes import (
     AU_FA_FR,
     AU_FA_FR_SEEDS,
     BAR,
+    CONFIRMATION_EPOCHS,
     FEASIBLE,
     PRUNED_REASON,
     SKIPPED,
@@ -142,9 +143,19 @@ class Objective:
         trial.set_user_attr("au_fa_fr_fp32", min(history))
         seeds = [result.best_val_au_fa_fr]
         if result.best_val_au_fa_fr <= self.bar:
+            confirmation_epochs: list[int] = []
+
+            def on_confirmation_epoch(report: EpochReport) -> None:
+                # Recorded as it goes: at real size a confirmation takes minutes, and the
+                # progress bar shows which seed and epoch the trial is at.
+                confirmation_epochs[-1] = report.epoch
+                trial.set_user_attr(CONFIRMATION_EPOCHS, confirmation_epochs)
+
             for offset in range(1, self.confirm_seeds):
                 again = dataclasses.replace(recipe, seed=recipe.seed + offset)
-                seeds.append(train(config, again, self.data).best_val_au_fa_fr)
+                confirmation_epochs.append(0)
+                confirmed = train(config, again, self.data, on_confirmation_epoch)
+                seeds.append(confirmed.best_val_au_fa_fr)
         trial.set_user_attr("train_seconds", time.perf_counter() - start)
         au_fa_fr = statistics.fmean(seeds)
         trial.set_user_attr(AU_FA_FR_SEEDS, seeds)

@@ -47,6 +47,7 @@ from study.attributes import (
     AU_FA_FR,
     AU_FA_FR_SEEDS,
     BAR,
+    CONFIRMATION_EPOCHS,
     FAIL_REASON,
     FEATURE_KEY,
     PRUNED_REASON,
@@ -435,6 +436,19 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
     return line
 
 
+def running_status(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> str:
+    """Where a running trial is: its epoch, or the confirmation seed and epoch it is at
+    (at real size one trial can take minutes)."""
+    confirming = trial.user_attrs.get(CONFIRMATION_EPOCHS)
+    if confirming:
+        return (
+            f"trial {trial.number} confirming: seed {len(confirming) + 1}/"
+            f"{settings.confirm_seeds}, epoch {confirming[-1]}/{settings.max_epochs}"
+        )
+    epochs = len(trial.user_attrs.get("au_fa_fr_per_epoch", ()))
+    return f"trial {trial.number}: epoch {epochs}/{settings.max_epochs}"
+
+
 def figure_refresher(
     study: optuna.Study, settings: StudySettings, prepared: Prepared
 ) -> Callable[[], None]:
@@ -485,8 +499,11 @@ def _monitor(
             bar.n = min(settings.trials, sum(counts_toward_budget(t) for t in trials))
             best = best_feasible(study)
             bar.set_postfix_str(
-                "no feasible trial yet" if best is None else f"best feasible {best.value:.3f}"
-            )
+                "; ".join([
+                    "no feasible trial yet" if best is None else f"best feasible {best.value:.3f}",
+                    *(running_status(t, settings) for t in trials if t.state == TrialState.RUNNING),
+                ])
+            )  # fmt: skip
             if refresh is not None and bar.n - drawn_at >= FIGURES_EVERY and not done:
                 refresh()
                 drawn_at = bar.n

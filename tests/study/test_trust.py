@@ -17,10 +17,17 @@ from optuna.trial import TrialState
 
 from kws.reference import training_data
 from kws.training import train
-from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, FEASIBLE, SKIPPED
+from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, CONFIRMATION_EPOCHS, FEASIBLE, SKIPPED
 from study.export import export_best, read_export
 from study.objective import best_feasible
-from study.runner import finished_count, open_study, prepare, run, student_recipe
+from study.runner import (
+    finished_count,
+    open_study,
+    prepare,
+    run,
+    running_status,
+    student_recipe,
+)
 from study.sampler import proposal_score
 from study.search_space import WARM_START, configs_from_params
 from study.settings import StudySettings
@@ -133,6 +140,10 @@ def test_a_lucky_first_seed_does_not_make_the_best_trial(settings: StudySettings
     assert trial.user_attrs[FEASIBLE] is False
     assert best_feasible(study) is None
     assert trial.value < proposal_score(trial.params)  # penalized by the mean's miss
+    # The second seed's epochs were recorded as it trained (2 of 2: patience never stopped
+    # it), and the progress bar's line for the trial says where the confirmation was.
+    assert trial.user_attrs[CONFIRMATION_EPOCHS] == [settings.max_epochs]
+    assert running_status(trial, settings) == "trial 0 confirming: seed 2/2, epoch 2/2"
 
 
 def test_skipped_proposals_do_not_count_toward_trials(settings: StudySettings) -> None:
