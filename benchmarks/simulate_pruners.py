@@ -26,11 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kws.model import BASE
 from study.objective import deployed_compression
+from study.runner import student_recipe
 from study.search_space import configs_from_params
+from study.settings import StudySettings
 
-PATIENCE = 5
-BASE_SCORE = 0.70
+PATIENCE = student_recipe(StudySettings()).patience  # the study's own
+BASE_SCORE = deployed_compression(BASE, fp16=False).score  # the warm-start best, 0.70
 MAX_PROPOSALS = 100_000  # a study that can no longer beat its best stops proposing
 
 
