@@ -56,6 +56,7 @@ from study.attributes import (
     counts_toward_budget,
 )
 from study.figures import best_trial_curve, reference_attributes, save_figures, study_figures
+from study.interrupt import interrupts_outside_storage
 from study.objective import Objective, best_feasible
 from study.pruning import make_pruner
 from study.records import artifact_store
@@ -277,6 +278,18 @@ def run_worker(
         ),
         settings.trials,
     )
+    with interrupts_outside_storage():
+        _run_trials(study, objective, settings, between_trials)
+
+
+def _run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    settings: StudySettings,
+    between_trials: Callable[[int], None] | None,
+) -> None:
+    """:func:`run_worker`'s loop: one trial per ``optimize`` call, so that the budget, the
+    deadline and the stop rules are checked between trials."""
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
     failures_in_a_row = skips_in_a_row = 0
     while True:
