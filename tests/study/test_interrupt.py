@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -13,6 +14,18 @@ from optuna.trial import TrialState
 
 from study.interrupt import interrupts_outside_storage
 from study.storage import make_storage
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises() -> Iterator[None]:
+    """Python's own SIGINT handler, as in a terminal: a shell that starts jobs in the
+    background (a CI runner may) makes them ignore SIGINT, and the block then changes
+    nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_inside_a_commit_waits_for_the_write_then_fails_the_trial(tmp_path: Path) -> None:
@@ -46,3 +59,12 @@ def test_ctrl_c_inside_a_commit_waits_for_the_write_then_fails_the_trial(tmp_pat
     (trial,) = optuna.load_study(study_name="interrupted", storage=make_storage(url)).trials
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs == {"written": True}
+
+
+def test_an_ignored_ctrl_c_stays_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with interrupts_outside_storage():
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
