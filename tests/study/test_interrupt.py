@@ -53,7 +53,9 @@ def test_ctrl_c_inside_a_commit_waits_for_the_write_then_fails_the_trial(tmp_pat
     with pytest.raises(KeyboardInterrupt), interrupts_outside_storage():
         study.optimize(objective, n_trials=1)
     assert sent, "the commit hook never ran: the test proves nothing"
-    assert time.monotonic() - started < 4, "the Ctrl-C was lost, not held"
+    # Without the hold, the trial's failed state waits out SQLite's 60 s lock timeout on
+    # the lock the interrupted commit left held: this bound is what fails then.
+    assert time.monotonic() - started < 4, "the trial's last write waited on a lock"
     # A second connection reads the trial as failed, with the interrupted write in it: no
     # lock was left behind and the write was not cut in half.
     (trial,) = optuna.load_study(study_name="interrupted", storage=make_storage(url)).trials
