@@ -4,7 +4,8 @@ Python raises ``KeyboardInterrupt`` between any two bytecodes. One raised inside
 SQLAlchemy's commit of a trial's report can leave that connection's SQLite lock held, and
 the write Optuna then makes to mark the trial failed waits out the lock timeout and fails:
 the worker dies with Optuna's ``AssertionError: Should not reach.`` and the trial stays
-running (measured: 1 run in 25 of a study that writes in a loop, Ctrl-C at a random time).
+running. It is rare (``benchmarks/ctrl_c_stress.py``; tests/study/test_interrupt.py
+lands a Ctrl-C there on purpose).
 While :func:`interrupts_outside_storage` is active, a Ctrl-C that arrives in storage code,
 or in Optuna's bookkeeping between a trial's end and its recorded state, is held and raised
 at the first moment the main thread has left it, checked every ``RECHECK_S`` seconds.
