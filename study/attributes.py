@@ -8,6 +8,7 @@ from optuna.trial import FrozenTrial, TrialState
 AU_FA_FR = "au_fa_fr"
 AU_FA_FR_SEEDS = "au_fa_fr_seeds"  # the deployed model's validation au_fa_fr per seed
 CONFIRMATION_EPOCHS = "confirmation_epochs"  # epochs trained so far on each confirmation seed
+AU_FA_FR_PER_EPOCH = "au_fa_fr_per_epoch"  # validation au_fa_fr of each epoch, first seed
 BAR = "au_fa_fr_bar"
 FEASIBLE = "feasible"
 PRUNED_REASON = "pruning_reason"
@@ -21,7 +22,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # plotted; count toward --t
 
 def trained(trial: FrozenTrial) -> bool:
     """Whether the trial trained at least one epoch (a skipped one did not, whenever it ran)."""
-    return bool(trial.user_attrs.get("au_fa_fr_per_epoch"))
+    return bool(trial.user_attrs.get(AU_FA_FR_PER_EPOCH))
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:

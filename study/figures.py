@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws.metrics import fa_fr_curve
 from kws.training import keyword_probs
-from study.attributes import AU_FA_FR, BAR, FEASIBLE, counts_toward_budget
+from study.attributes import AU_FA_FR, AU_FA_FR_PER_EPOCH, BAR, FEASIBLE, counts_toward_budget
 from study.objective import best_feasible
 from study.records import load_checkpoint
 from study.search_space import WARM_START
@@ -143,7 +143,7 @@ def learning_curves_figure(study: optuna.Study, top: int = 5) -> go.Figure:
             )
         )
     for trial in best:
-        history = trial.user_attrs.get("au_fa_fr_per_epoch", [])
+        history = trial.user_attrs.get(AU_FA_FR_PER_EPOCH, [])
         figure.add_trace(
             go.Scatter(
                 x=list(range(1, len(history) + 1)),

@@ -31,6 +31,7 @@ from kws.model import CRNN, CRNNConfig
 from kws.training import EpochReport, TrainConfig, TrainingData, train
 from study.attributes import (
     AU_FA_FR,
+    AU_FA_FR_PER_EPOCH,
     AU_FA_FR_SEEDS,
     BAR,
     CONFIRMATION_EPOCHS,
@@ -108,7 +109,7 @@ class Objective:
             # Not measured. The constraint needs a finite value (the dashboard's JSON has no
             # Infinity): 1.0 is worse than any model scores (au_fa_fr is at most 0.25).
             trial.set_user_attr(AU_FA_FR, UNMEASURED_AU_FA_FR)
-            for name, value in (("au_fa_fr_per_epoch", []), ("seconds_per_epoch", [])):
+            for name, value in ((AU_FA_FR_PER_EPOCH, []), ("seconds_per_epoch", [])):
                 trial.set_user_attr(name, value)
             trial.set_user_attr("kept_epoch", None)
             trial.set_user_attr(FEASIBLE, False)
@@ -123,7 +124,7 @@ class Objective:
         def on_epoch_end(report: EpochReport) -> None:
             history.append(report.val_au_fa_fr)
             epoch_seconds.append(report.seconds)
-            trial.set_user_attr("au_fa_fr_per_epoch", history)
+            trial.set_user_attr(AU_FA_FR_PER_EPOCH, history)
             trial.set_user_attr("seconds_per_epoch", epoch_seconds)
             trial.set_user_attr(AU_FA_FR, report.best_val_au_fa_fr)
             trial.set_user_attr(FEASIBLE, report.best_val_au_fa_fr <= self.bar)

@@ -22,7 +22,14 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from kws.model import CRNN, CRNNConfig
 from kws.training import TrainConfig
-from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, BAR, FEASIBLE, PRUNED_REASON
+from study.attributes import (
+    AU_FA_FR,
+    AU_FA_FR_PER_EPOCH,
+    AU_FA_FR_SEEDS,
+    BAR,
+    FEASIBLE,
+    PRUNED_REASON,
+)
 
 DEFAULT_ARTIFACT_DIR = "storage/artifacts"
 
@@ -91,7 +98,7 @@ def trial_note(number: int, state: str, params: dict[str, Any], attrs: dict[str,
         f"S {attrs.get('speedup', math.nan):.2f}) |",
         f"| validation au_fa_fr | {au_fa_fr:.3e} (bar {bar:.3e}){seeds} |",
         f"| kept epoch | {attrs.get('kept_epoch', '-')} of "
-        f"{len(attrs.get('au_fa_fr_per_epoch', []))} trained |",
+        f"{len(attrs.get(AU_FA_FR_PER_EPOCH, []))} trained |",
     ]
     if attrs.get(PRUNED_REASON):
         lines.append(f"| pruned | {attrs[PRUNED_REASON]} |")

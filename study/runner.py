@@ -45,6 +45,7 @@ from kws.speech_commands import SpeechCommandsIndex, require_evaluable
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
 from study.attributes import (
     AU_FA_FR,
+    AU_FA_FR_PER_EPOCH,
     AU_FA_FR_SEEDS,
     BAR,
     CONFIRMATION_EPOCHS,
@@ -430,14 +431,14 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
         f" {params.get('pooling', 'attention')}{'' if params.get('bias', True) else ' no-bias'}"
         f"{' fp16' if params.get('fp16') else ''}"
     )
-    trained = bool(attrs.get("au_fa_fr_per_epoch"))
+    trained = bool(attrs.get(AU_FA_FR_PER_EPOCH))
     quality = f"{attrs.get(AU_FA_FR, float('nan')):.2e}" if trained else "not measured"
     seeds = len(attrs.get(AU_FA_FR_SEEDS, ()))
     if seeds > 1:
         quality += f" (mean of {seeds} seeds)"
     feasible = "feasible" if attrs.get("feasible") else "infeasible"
     value = "-" if trial.value is None else f"{trial.value:.3f}"
-    epochs = len(attrs.get("au_fa_fr_per_epoch", []))
+    epochs = len(attrs.get(AU_FA_FR_PER_EPOCH, []))
     line = (
         f"{head} value {value} score {attrs.get('score', float('nan')):.2f} "
         f"(C {attrs.get('compression_rate', float('nan')):.1f}, "
@@ -458,7 +459,7 @@ def running_status(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> 
             f"trial {trial.number} confirming: seed {len(confirming) + 1}/"
             f"{settings.confirm_seeds}, epoch {confirming[-1]}/{settings.max_epochs}"
         )
-    epochs = len(trial.user_attrs.get("au_fa_fr_per_epoch", ()))
+    epochs = len(trial.user_attrs.get(AU_FA_FR_PER_EPOCH, ()))
     return f"trial {trial.number}: epoch {epochs}/{settings.max_epochs}"
 
 
