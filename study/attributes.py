@@ -10,6 +10,7 @@ AU_FA_FR_SEEDS = "au_fa_fr_seeds"  # the deployed model's validation au_fa_fr pe
 CONFIRMATION_EPOCHS = "confirmation_epochs"  # epochs trained so far on each confirmation seed
 AU_FA_FR_PER_EPOCH = "au_fa_fr_per_epoch"  # validation au_fa_fr of each epoch, first seed
 BAR = "au_fa_fr_bar"
+SCORE = "score"  # the deployed architecture's compression score, known before training
 FEASIBLE = "feasible"
 PRUNED_REASON = "pruning_reason"
 FAIL_REASON = "fail_reason"  # why a trial failed; absent when its worker died first

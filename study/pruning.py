@@ -8,25 +8,34 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial
 
-from study.attributes import AU_FA_FR_PER_EPOCH
+from study.attributes import AU_FA_FR_PER_EPOCH, BAR, SCORE
+
+
+def rung_value(score: float, au_fa_fr: float, bar: float) -> float:
+    """``score x min(1, bar / au_fa_fr)^2``: the penalized score with quality counted twice."""
+    return score * min(1.0, bar / au_fa_fr) ** 2
 
 
 class QualityHalvingPruner(optuna.pruners.BasePruner):
-    """Successive halving whose rungs rank trials by their best validation au_fa_fr so far.
+    """Successive halving whose rungs rank trials by :func:`rung_value`, not the reported
+    penalized score ``score x min(1, bar / au_fa_fr)``.
 
-    The sampler proposes only students whose score can beat the best feasible trial, so
-    among the trials that train, which one becomes the best is decided by quality alone.
-    Ranking rungs by the reported penalized score ``score x min(1, bar / au_fa_fr)``
-    instead lets a tiny student far from the bar outrank a larger one close to it. Replayed
-    on full learning curves and measured in the study (docs/benchmarks.md), ranking by
-    quality keeps more of the students that end up meeting the bar.
+    The sampler proposes only students whose score can beat the best feasible trial, and at
+    a rung nearly every trial is still above the bar, so the reported value lets a tiny
+    student far from the bar outrank a larger one close to it (score 50 at 4 x the bar,
+    12.5, against 16 at 1.5 x, 10.7), and the students that would have met the bar are the
+    ones stopped. Ranking on quality alone (replayed on learning curves, docs/benchmarks.md)
+    keeps those, but in the study it also kept every large, slow student barely better than
+    BASE (score 1 at 1.2 x the bar) to the end and its confirmation seeds. Counting quality
+    twice ranks both pairs the right way round (7.1 over 3.1, and 1.67 for a score-15 student
+    at 3 x the bar over 0.69).
 
     The rungs are Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner`'s: at epoch
-    ``min_resource x reduction_factor^k`` a trial goes on when its best au_fa_fr so far is
-    among the lowest ``1 / reduction_factor`` of the trials that reached that epoch (with
-    fewer than ``reduction_factor`` of them, when it is the lowest). Each trial's value at a
-    rung is read from its per-epoch au_fa_fr (the objective's ``au_fa_fr_per_epoch``
-    user attribute), so the pruner keeps no state of its own and needs no private storage.
+    ``min_resource x reduction_factor^k`` a trial goes on when its value is among the top
+    ``1 / reduction_factor`` of the trials that reached that epoch (with fewer than
+    ``reduction_factor`` of them, when it is the top). Each trial's value at a rung is
+    computed from its user attributes (score, bar and the best of its per-epoch au_fa_fr up
+    to that epoch), so the pruner keeps no state and needs no private storage API.
     """
 
     def __init__(self, min_resource: int, reduction_factor: int) -> None:
@@ -46,20 +55,27 @@ class QualityHalvingPruner(optuna.pruners.BasePruner):
         return step == epoch
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        history = trial.user_attrs.get(AU_FA_FR_PER_EPOCH, [])
-        epoch = len(history)
+        epoch = len(trial.user_attrs.get(AU_FA_FR_PER_EPOCH, []))
         if not self.is_rung(epoch):
             return False
-        value = min(history)
+        value = _value_at(trial, epoch)
         if not math.isfinite(value):
             return True
         competing = [value]
         for other in study.get_trials(deepcopy=False):
-            other_history = other.user_attrs.get(AU_FA_FR_PER_EPOCH, [])
-            if other.number != trial.number and len(other_history) >= epoch:
-                competing.append(min(other_history[:epoch]))
+            if (
+                other.number != trial.number
+                and len(other.user_attrs.get(AU_FA_FR_PER_EPOCH, [])) >= epoch
+            ):
+                competing.append(_value_at(other, epoch))
         kept = max(len(competing) // self.reduction_factor, 1)
-        return value > sorted(competing)[kept - 1]
+        return value < sorted(competing, reverse=True)[kept - 1]
+
+
+def _value_at(trial: FrozenTrial, epoch: int) -> float:
+    """The trial's :func:`rung_value` after ``epoch`` epochs of its first seed."""
+    best = min(trial.user_attrs[AU_FA_FR_PER_EPOCH][:epoch])
+    return rung_value(trial.user_attrs[SCORE], best, trial.user_attrs[BAR])
 
 
 PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
@@ -70,9 +86,8 @@ PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
     "successive-halving": lambda max_epochs: optuna.pruners.SuccessiveHalvingPruner(
         min_resource=2, reduction_factor=3
     ),
-    # Rungs at 4, 12 and 36 epochs: in the replay, a first rung at 4 found the best students
-    # over both tables; at 2 the first seeds' noise decides too much.
-    "quality-halving": lambda max_epochs: QualityHalvingPruner(min_resource=4, reduction_factor=3),
+    # The same rungs as successive-halving's (2, 6 and 18 epochs), ranked on rung_value.
+    "quality-halving": lambda max_epochs: QualityHalvingPruner(min_resource=2, reduction_factor=3),
     "hyperband": lambda max_epochs: optuna.pruners.HyperbandPruner(
         min_resource=2, max_resource=max_epochs, reduction_factor=3
     ),
