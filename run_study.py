@@ -219,9 +219,10 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "--pruner",
         default=DEFAULTS.pruner,
         choices=sorted(PRUNERS),
-        help="how weak trials are stopped early: quality-halving keeps, at epochs 2, 6 and "
-        "18, the best third by score x min(1, bar / au_fa_fr so far)^2; successive-halving, "
-        "median and hyperband are Optuna's, on the reported value (default: %(default)s)",
+        help="how weak trials are stopped early: successive-halving, median and hyperband "
+        "are Optuna's, on the reported penalized score; quality-halving is successive "
+        "halving (rungs at epochs 2, 6 and 18) on score x min(1, bar / au_fa_fr so far)^2, "
+        "better students in about 3 times the time (default: %(default)s)",
     )
     parser.add_argument(
         "--sampler",

@@ -4,8 +4,9 @@ The score of an architecture (C from the deployed state-dict bytes, fp16 counted
 MACs) is known before training, since ``torch.save`` writes tensors uncompressed. Quality
 enters as a penalty: ``score x min(1, bar / au_fa_fr)``, where ``au_fa_fr`` is the best
 validation value so far and ``bar`` the quality bar. The same quantity is reported after
-every epoch (Optuna's own pruners compare it; the default one ranks trials on their
-per-epoch au_fa_fr instead, see :mod:`study.pruning`), and the constraint ``au_fa_fr - bar <= 0`` (recorded for completed and pruned trials) keeps
+every epoch, so Optuna's pruners compare trials in the units the study maximizes
+(``--pruner quality-halving`` ranks them on quality counted twice, :mod:`study.pruning`),
+and the constraint ``au_fa_fr - bar <= 0`` (recorded for completed and pruned trials) keeps
 infeasible trials from ever being the best trial.
 
 One training seed moves au_fa_fr by about +-20 %, so the best of many one-seed figures is a

@@ -1,4 +1,4 @@
-"""The default pruner: Optuna's successive halving, ranked on quality counted twice."""
+"""quality-halving: Optuna's successive halving, ranked on quality counted twice."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from study.attributes import AU_FA_FR_PER_EPOCH, BAR, SCORE
-from study.pruning import DEFAULT_PRUNER, QualityHalvingPruner, make_pruner
+from study.pruning import QualityHalvingPruner, make_pruner
 from study.storage import make_storage
 
 EPOCHS = 40
@@ -88,12 +88,12 @@ def test_it_prunes_exactly_where_optuna_successive_halving_does_on_the_rung_valu
 
 
 def test_a_student_near_the_bar_outlasts_a_tinier_one_far_from_it(tmp_path: Path) -> None:
-    # The default pruner, trials reporting noise. At the first rung (epoch 2) the first
+    # quality-halving, trials reporting noise. At the first rung (epoch 2) the first
     # trial (score 1, at the bar: 1) is alone and goes on; the second (score 16 at 1.5 x the
     # bar: 7.1) beats it; the third (score 50 at 4 x the bar: 3.1) is not the best of three
     # and stops, though its penalized score (12.5) beats the second's (10.7).
     drawn = [(1.0, [BAR_VALUE] * 5), (16.0, [1.5 * BAR_VALUE] * 5), (50.0, [4 * BAR_VALUE] * 5)]
-    trained = epochs_trained(tmp_path / "s.db", make_pruner(DEFAULT_PRUNER, 5), drawn, "noise")
+    trained = epochs_trained(tmp_path / "s.db", make_pruner("quality-halving", 5), drawn, "noise")
     assert trained == [5, 5, 2]
 
 
