@@ -120,10 +120,10 @@ def prepare(settings: StudySettings, feature_key: str | None = None) -> Prepared
         DatasetError: a held-out split cannot give a meaningful au_fa_fr.
         DataChangedError: the data differs from ``feature_key``'s.
     """
+    device = resolve_device(settings.device)
     index = study_dataset(settings)
     require_evaluable(index)
     features = prepare_features(settings, feature_key, index)
-    device = resolve_device(settings.device)
     seeds = range(settings.seed, settings.seed + settings.reference_seeds)
     references = tuple(
         load_or_train(
@@ -580,6 +580,7 @@ def check_outputs(settings: StudySettings) -> None:
 def run(settings: StudySettings) -> optuna.Study:
     """Prepare, open the study, enqueue the warm start, run the workers, return the study."""
     quiet_optuna()
+    resolve_device(settings.device)  # a missing GPU is refused before any file is made
     recorded = check_continuation(settings)
     check_outputs(settings)
     configure_threads(settings.n_jobs)
