@@ -222,7 +222,7 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         help="how weak trials are stopped early: successive-halving, median and hyperband "
         "are Optuna's, on the reported penalized score; quality-halving is successive "
         "halving (rungs at epochs 2, 6 and 18) on score x min(1, bar / au_fa_fr so far)^2, "
-        "better students in about 3 times the time (default: %(default)s)",
+        "measured slower and not better (default: %(default)s)",
     )
     parser.add_argument(
         "--sampler",

@@ -28,7 +28,9 @@ class QualityHalvingPruner(optuna.pruners.BasePruner):
     keeps those, but in the study it also kept every large, slow student barely better than
     BASE (score 1 at 1.2 x the bar) to the end and its confirmation seeds. Counting quality
     twice ranks both pairs the right way round (7.1 over 3.1, and 1.67 for a score-15 student
-    at 3 x the bar over 0.69).
+    at 3 x the bar over 0.69). In the study it still took about 3 x successive halving's
+    time and was not better on seeds 0 and 2 (docs/benchmarks.md), so it is a choice, not
+    the default.
 
     The rungs are Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner`'s: at epoch
     ``min_resource x reduction_factor^k`` a trial goes on when its value is among the top
@@ -94,8 +96,8 @@ PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
 }
 # Measured (docs/benchmarks.md): with 40-epoch students, median let a 100-trial study run
 # about 20 minutes; successive halving (rungs at 2, 6 and 18 epochs) finished it in 8 and
-# never came out empty in the pruner comparison. quality-halving exported a better student
-# on seed 0 (13.99 against 9.53) but took 18.5 minutes, over the 10-minute goal.
+# never came out empty in the pruner comparison. quality-halving took 17 to 18.5 minutes
+# on seeds 0 and 2 and exported 13.99 (failing) and 4.66, against 9.53 (failing) and 15.23.
 DEFAULT_PRUNER = "successive-halving"
 
 
