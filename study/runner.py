@@ -55,6 +55,7 @@ from study.attributes import (
     REQUEUED_FROM,
     SKIPPED,
     counts_toward_budget,
+    trained,
 )
 from study.figures import best_trial_curve, reference_attributes, save_figures, study_figures
 from study.interrupt import interrupts_outside_storage
@@ -431,8 +432,7 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
         f" {params.get('pooling', 'attention')}{'' if params.get('bias', True) else ' no-bias'}"
         f"{' fp16' if params.get('fp16') else ''}"
     )
-    trained = bool(attrs.get(AU_FA_FR_PER_EPOCH))
-    quality = f"{attrs.get(AU_FA_FR, float('nan')):.2e}" if trained else "not measured"
+    quality = f"{attrs.get(AU_FA_FR, float('nan')):.2e}" if trained(trial) else "not measured"
     seeds = len(attrs.get(AU_FA_FR_SEEDS, ()))
     if seeds > 1:
         quality += f" (mean of {seeds} seeds)"
