@@ -20,6 +20,19 @@ from optuna.trial import TrialState
 from study.attributes import AU_FA_FR, BAR, counts_toward_budget
 
 
+def goal_trials(
+    study: optuna.Study, min_compression: float, min_speedup: float
+) -> list[optuna.trial.FrozenTrial]:
+    """The trained trials whose students have C >= ``min_compression`` and S >= ``min_speedup``."""
+    return [
+        t
+        for t in study.trials
+        if counts_toward_budget(t)
+        and t.user_attrs["compression_rate"] >= min_compression
+        and t.user_attrs["speedup"] >= min_speedup
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", required=True, help="the study's SQLAlchemy URL")
@@ -31,12 +44,7 @@ def main() -> None:
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
     bar = study.user_attrs[BAR]
     trained = [t for t in study.trials if counts_toward_budget(t)]
-    goal = [
-        t
-        for t in trained
-        if t.user_attrs["compression_rate"] >= args.min_compression
-        and t.user_attrs["speedup"] >= args.min_speedup
-    ]
+    goal = goal_trials(study, args.min_compression, args.min_speedup)
     complete = sorted(t.user_attrs[AU_FA_FR] / bar for t in goal if t.state == TrialState.COMPLETE)
     pruned = sorted(
         min(t.user_attrs["au_fa_fr_per_epoch"]) / bar for t in goal if t.state == TrialState.PRUNED
