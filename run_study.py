@@ -248,6 +248,21 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "and judged by their mean, so a lucky seed cannot become the best (default: "
         "%(default)s)",
     )
+    parser.add_argument(
+        "--min-compression",
+        type=float,
+        default=DEFAULTS.min_compression,
+        help="train only students whose compression rate C (base state-dict bytes / the "
+        "student's, fp16 counted) is at least this; the study still maximizes the score "
+        "0.35 (C + S) among them (default: %(default)s, no floor)",
+    )
+    parser.add_argument(
+        "--min-speedup",
+        type=float,
+        default=DEFAULTS.min_speedup,
+        help="train only students whose speed-up S (base MACs / the student's) is at least "
+        "this (default: %(default)s, no floor)",
+    )
 
     parser.add_argument(
         "--heartbeat-interval",
@@ -296,6 +311,8 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         sampler=args.sampler,
         skip_hopeless=args.skip_hopeless,
         confirm_seeds=args.confirm_seeds,
+        min_compression=args.min_compression,
+        min_speedup=args.min_speedup,
         model_dir=args.model_dir,
         artifact_dir=args.artifact_dir,
         heartbeat_interval=args.heartbeat_interval,

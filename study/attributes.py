@@ -17,7 +17,7 @@ FAIL_REASON = "fail_reason"  # why a trial failed; absent when its worker died f
 REQUEUED_FROM = "requeued_from"  # number of the interrupted trial whose parameters this reruns
 FEATURE_KEY = "feature_key"  # study attribute: the feature cache key, the data's identity
 UNMEASURED_AU_FA_FR = 1.0  # recorded for a trial skipped before training
-SKIPPED = "skipped"  # True for a proposal that could not beat the best and never trained
+SKIPPED = "skipped"  # True for a proposal that could not win or is below the floors; never trained
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # plotted; count toward --trials unless skipped
 
 

@@ -22,6 +22,7 @@ import dataclasses
 import statistics
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 import optuna
 import torch
@@ -58,6 +59,31 @@ def deployed_compression(config: CRNNConfig, fp16: bool) -> CompressionReport:
     return measure(to_fp16(model) if fp16 else model)
 
 
+@dataclass(frozen=True)
+class Floors:
+    """The least compression rate C and speed-up S a student may have (0: no floor).
+
+    Both follow from the architecture alone, so a student below a floor is never trained:
+    the sampler does not propose one, and the objective skips one that reaches it anyway
+    (an enqueued configuration, such as BASE's).
+    """
+
+    min_compression: float = 0.0
+    min_speedup: float = 0.0
+
+    def admit(self, compression: CompressionReport) -> bool:
+        return (
+            compression.compression_rate >= self.min_compression
+            and compression.speedup >= self.min_speedup
+        )
+
+    def describe(self) -> str:
+        return f"C >= {self.min_compression:g} and S >= {self.min_speedup:g}"
+
+
+NO_FLOORS = Floors()
+
+
 def constraint(trial: optuna.trial.FrozenTrial) -> tuple[float]:
     """``au_fa_fr - bar``: feasible when <= 0. Called for completed and pruned trials."""
     return (trial.user_attrs[AU_FA_FR] - trial.user_attrs[BAR],)
@@ -79,6 +105,7 @@ class Objective:
             note saved (:mod:`study.records`); None records neither.
         confirm_seeds: seeds a trial that meets the bar on its first is judged on (1: no
             confirmation).
+        floors: a student below them is skipped before training, like a hopeless one.
     """
 
     data: TrainingData
@@ -87,6 +114,7 @@ class Objective:
     skip_hopeless: bool = False
     artifacts: FileSystemArtifactStore | None = None
     confirm_seeds: int = 1
+    floors: Floors = NO_FLOORS
 
     def _record(
         self,
@@ -99,6 +127,22 @@ class Objective:
         if self.artifacts is not None:
             save_record(trial, self.artifacts, config, recipe, state_dict, state)
 
+    def _skip(
+        self, trial: optuna.Trial, config: CRNNConfig, recipe: TrainConfig, reason: str
+    ) -> NoReturn:
+        """Record a proposal that is not worth training and raise ``TrialPruned``."""
+        # Not measured. The constraint needs a finite value (the dashboard's JSON has no
+        # Infinity): 1.0 is worse than any model scores (au_fa_fr is at most 0.25).
+        trial.set_user_attr(AU_FA_FR, UNMEASURED_AU_FA_FR)
+        for name, value in ((AU_FA_FR_PER_EPOCH, []), ("seconds_per_epoch", [])):
+            trial.set_user_attr(name, value)
+        trial.set_user_attr("kept_epoch", None)
+        trial.set_user_attr(FEASIBLE, False)
+        trial.set_user_attr(SKIPPED, True)
+        trial.set_user_attr(PRUNED_REASON, reason)
+        self._record(trial, config, recipe, None, "pruned")
+        raise optuna.TrialPruned(reason)
+
     def __call__(self, trial: optuna.Trial) -> float:
         config, recipe = suggest(trial, self.recipe)
         compression = deployed_compression(config, recipe.fp16)
@@ -106,18 +150,10 @@ class Objective:
         for name in ("params", "macs", "state_dict_bytes", "compression_rate", "speedup", "score"):
             trial.set_user_attr(name, getattr(compression, name))
         best = best_feasible(trial.study) if self.skip_hopeless else None
+        if not self.floors.admit(compression):
+            self._skip(trial, config, recipe, f"below the floors {self.floors.describe()}")
         if best is not None and compression.score <= best.value:
-            # Not measured. The constraint needs a finite value (the dashboard's JSON has no
-            # Infinity): 1.0 is worse than any model scores (au_fa_fr is at most 0.25).
-            trial.set_user_attr(AU_FA_FR, UNMEASURED_AU_FA_FR)
-            for name, value in ((AU_FA_FR_PER_EPOCH, []), ("seconds_per_epoch", [])):
-                trial.set_user_attr(name, value)
-            trial.set_user_attr("kept_epoch", None)
-            trial.set_user_attr(FEASIBLE, False)
-            trial.set_user_attr(SKIPPED, True)
-            trial.set_user_attr(PRUNED_REASON, "score cannot beat the best feasible trial")
-            self._record(trial, config, recipe, None, "pruned")
-            raise optuna.TrialPruned("score cannot beat the best feasible trial")
+            self._skip(trial, config, recipe, "score cannot beat the best feasible trial")
 
         history: list[float] = []
         epoch_seconds: list[float] = []

@@ -201,7 +201,9 @@ def _create_study(settings: StudySettings, load_if_exists: bool) -> optuna.Study
         storage=storage,
         study_name=settings.name,
         direction="maximize",
-        sampler=make_sampler(settings.seed, settings.skip_hopeless, settings.sampler),
+        sampler=make_sampler(
+            settings.seed, settings.skip_hopeless, settings.sampler, settings.floors()
+        ),
         pruner=make_pruner(settings.pruner, settings.max_epochs),
         load_if_exists=load_if_exists,
     )
@@ -277,6 +279,7 @@ def run_worker(
             settings.skip_hopeless,
             artifact_store(settings.artifact_dir),
             settings.confirm_seeds,
+            settings.floors(),
         ),
         settings.trials,
     )
@@ -334,7 +337,8 @@ def _run_trials(
         if skips_in_a_row >= MAX_SKIPS_IN_A_ROW:
             print(
                 f"{skips_in_a_row} proposals in a row could not beat the best feasible trial "
-                f"(the sampler found none that could in {MAX_PROPOSALS} draws each): the "
+                f"within {settings.floors().describe()} (the sampler found none that could "
+                f"in {MAX_PROPOSALS} draws each): the "
                 f"search stops at {finished} trained trials",
                 file=sys.stderr,
             )

@@ -21,8 +21,9 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
+from kws.compression import CompressionReport
 from kws.model import CRNNConfig
-from study.objective import best_feasible, constraint, deployed_compression
+from study.objective import NO_FLOORS, Floors, best_feasible, constraint, deployed_compression
 from study.search_space import configs_from_params, distributions
 
 TPE_PROPOSALS = 8  # TPE draws before falling back to random ones (each costs a TPE fit)
@@ -30,19 +31,25 @@ MAX_PROPOSALS = 500  # draws in all; a random one costs a state-dict size (about
 
 
 @functools.lru_cache(maxsize=65_536)
-def _score(config: CRNNConfig, fp16: bool) -> float:
-    return deployed_compression(config, fp16).score
+def _compression(config: CRNNConfig, fp16: bool) -> CompressionReport:
+    return deployed_compression(config, fp16)
+
+
+def proposal_compression(params: dict[str, Any]) -> CompressionReport:
+    """Size, MACs and score of the student that ``params`` describe."""
+    model, training = configs_from_params(params)
+    return _compression(model, training.fp16)
 
 
 def proposal_score(params: dict[str, Any]) -> float:
     """The compression score of the student that ``params`` describe."""
-    model, training = configs_from_params(params)
-    return _score(model, training.fp16)
+    return proposal_compression(params).score
 
 
 class TrialSeededTPESampler(optuna.samplers.TPESampler):
     """Multivariate TPE whose random state is reseeded from (seed, trial number) per trial,
-    and which with ``beat_the_best`` proposes only students that can beat the best.
+    and which with ``beat_the_best`` proposes only students that can beat the best, and
+    only students within ``floors``.
 
     Trial numbers are unique within a study, so workers that share a study never draw the
     same random proposals (with one seed per sampler, two workers started alike would), and
@@ -50,10 +57,14 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
     history. Everything else is Optuna's TPESampler.
     """
 
-    def __init__(self, seed: int, beat_the_best: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, seed: int, beat_the_best: bool = False, floors: Floors = NO_FLOORS, **kwargs: Any
+    ) -> None:
         super().__init__(seed=seed, **kwargs)
         self._base_seed = seed
         self._beat_the_best = beat_the_best
+        self._floors = floors
+        self._rejects = beat_the_best or floors != NO_FLOORS
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         trial_seed = (self._base_seed * 1_000_003 + trial.number) % 2**32
@@ -64,16 +75,16 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        if not self._beat_the_best:
+        if not self._rejects:
             return super().infer_relative_search_space(study, trial)
         return distributions()  # all at once, start-up trials included: a score needs all
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if not self._beat_the_best or not search_space:
+        if not self._rejects or not search_space:
             return super().sample_relative(study, trial, search_space)
-        best = best_feasible(_whole(study))
+        best = best_feasible(_whole(study)) if self._beat_the_best else None
         for attempt in range(MAX_PROPOSALS):
             params = {}
             if attempt < TPE_PROPOSALS:
@@ -83,9 +94,10 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
                     name: self._random_sampler.sample_independent(study, trial, name, dist)
                     for name, dist in search_space.items()
                 }
-            if best is None or proposal_score(params) > best.value:
+            compression = proposal_compression(params)
+            if self._floors.admit(compression) and (best is None or compression.score > best.value):
                 return params
-        return params  # nothing found that can win: the objective skips it
+        return params  # nothing found that can win within the floors: the objective skips it
 
 
 SAMPLERS = ("tpe", "random")
@@ -100,11 +112,11 @@ def _whole(study: optuna.Study) -> optuna.Study:
 
 
 def make_sampler(
-    seed: int, beat_the_best: bool = False, name: str = "tpe"
+    seed: int, beat_the_best: bool = False, name: str = "tpe", floors: Floors = NO_FLOORS
 ) -> TrialSeededTPESampler:
     """Multivariate, constraint-aware TPE for the study; ``"random"``: the same sampler
     kept in its random start-up phase for good, a baseline with the same reseeding and the
-    same rejection of proposals that cannot win."""
+    same rejection of proposals that cannot win or are below ``floors``."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
     with warnings.catch_warnings():
@@ -115,6 +127,7 @@ def make_sampler(
         return TrialSeededTPESampler(
             seed,
             beat_the_best=beat_the_best,
+            floors=floors,
             multivariate=True,
             constraints_func=constraint,
             n_startup_trials=STARTUP_TRIALS if name == "tpe" else 2**62,

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-import optuna
+import io
 
+import optuna
+import torch
+
+from kws.compression import to_fp16
+from kws.model import BASE, CRNN
 from study.attributes import AU_FA_FR, BAR
-from study.sampler import make_sampler, proposal_score
-from study.search_space import distributions, suggest
+from study.objective import Floors
+from study.sampler import make_sampler, proposal_compression, proposal_score
+from study.search_space import configs_from_params, distributions, suggest
 
 
 def _proposals(study: optuna.Study, count: int) -> list[dict]:
@@ -54,3 +60,26 @@ def test_with_beat_the_best_every_proposal_can_beat_the_best_feasible_value() ->
         trial.set_user_attr(BAR, 2e-3)
         study.tell(trial, score / 4)
     assert study.best_value > 3  # it climbed (a random student scores about 1 to 5)
+
+
+def _state_dict_bytes(params: dict) -> int:
+    """What ``torch.save`` writes for the deployed student, measured here, not by the code."""
+    config, recipe = configs_from_params(params)
+    model = CRNN(config)
+    buffer = io.BytesIO()
+    torch.save((to_fp16(model) if recipe.fp16 else model).state_dict(), buffer)
+    return buffer.tell()
+
+
+def test_with_floors_every_proposal_reaches_both() -> None:
+    base = io.BytesIO()
+    torch.save(CRNN(BASE).state_dict(), base)
+    floors = Floors(min_compression=15.0, min_speedup=15.0)
+    unfloored = _proposals(optuna.create_study(sampler=make_sampler(5)), 12)
+    floored = _proposals(optuna.create_study(sampler=make_sampler(5, floors=floors)), 12)
+    # Without floors most students of this space are below them (not a vacuous test).
+    below = [p for p in unfloored if base.tell() / _state_dict_bytes(p) < 15]
+    assert len(below) >= 6
+    for params in floored:  # 12 > 10 start-up trials: TPE proper is covered too
+        assert base.tell() / _state_dict_bytes(params) >= 15
+        assert proposal_compression(params).speedup >= 15

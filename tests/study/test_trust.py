@@ -5,6 +5,7 @@ and proposals that cannot win neither train nor take a trial's place."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import statistics
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import optuna_dashboard
 import pytest
 from optuna.trial import TrialState
 
+from kws.errors import UserError
 from kws.reference import training_data
 from kws.training import train
 from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, CONFIRMATION_EPOCHS, FEASIBLE, SKIPPED
@@ -162,6 +164,25 @@ def test_skipped_proposals_do_not_count_toward_trials(settings: StudySettings) -
     for trial in trained[1:]:
         earlier = [t for t in trained if t.number < trial.number and t.user_attrs[FEASIBLE]]
         assert proposal_score(trial.params) > max(t.value for t in earlier)
+
+
+def test_students_below_the_floors_are_skipped_untrained_and_not_counted(
+    settings: StudySettings,
+) -> None:
+    floored = dataclasses.replace(settings, trials=3, min_compression=15.0, min_speedup=15.0)
+    study = run(floored)  # the warm start (BASE: C 1, S 1, and two hand-tuned) is below
+    skipped = [t for t in study.trials if t.user_attrs.get(SKIPPED)]
+    assert [t.number for t in skipped] == list(range(len(WARM_START)))
+    assert all("below the floors C >= 15 and S >= 15" in t.user_attrs["pruning_reason"]
+               for t in skipped)  # fmt: skip
+    trained = [t for t in study.trials if t.user_attrs.get("au_fa_fr_per_epoch")]
+    assert len(trained) == floored.trials == finished_count(study)
+    for trial in trained:
+        assert trial.user_attrs["compression_rate"] >= 15
+        assert trial.user_attrs["speedup"] >= 15
+    # The floors are what the study's trials are: a continuation with others is refused.
+    with pytest.raises(UserError, match=re.escape("--min-speedup 15.0 -> 10.0")):
+        run(dataclasses.replace(floored, min_speedup=10.0))
 
 
 def test_the_sampler_finds_the_best_to_beat_under_every_pruner(settings: StudySettings) -> None:
