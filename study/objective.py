@@ -149,9 +149,9 @@ class Objective:
         trial.set_user_attr(BAR, self.bar)
         for name in ("params", "macs", "state_dict_bytes", "compression_rate", "speedup", "score"):
             trial.set_user_attr(name, getattr(compression, name))
-        best = best_feasible(trial.study) if self.skip_hopeless else None
         if not self.floors.admit(compression):
             self._skip(trial, config, recipe, f"below the floors {self.floors.describe()}")
+        best = best_feasible(trial.study) if self.skip_hopeless else None
         if best is not None and compression.score <= best.value:
             self._skip(trial, config, recipe, "score cannot beat the best feasible trial")
 

@@ -59,7 +59,7 @@ from study.attributes import (
 )
 from study.figures import best_trial_curve, reference_attributes, save_figures, study_figures
 from study.interrupt import interrupts_outside_storage
-from study.objective import Objective, best_feasible
+from study.objective import NO_FLOORS, Objective, best_feasible
 from study.pruning import make_pruner
 from study.records import artifact_store
 from study.sampler import MAX_PROPOSALS, make_sampler
@@ -335,11 +335,12 @@ def _run_trials(
         last = ended[-1]
         skips_in_a_row = skips_in_a_row + 1 if last.user_attrs.get(SKIPPED) else 0
         if skips_in_a_row >= MAX_SKIPS_IN_A_ROW:
+            floors = settings.floors()
+            within = "" if floors == NO_FLOORS else f" within {floors.describe()}"
             print(
-                f"{skips_in_a_row} proposals in a row could not beat the best feasible trial "
-                f"within {settings.floors().describe()} (the sampler found none that could "
-                f"in {MAX_PROPOSALS} draws each): the "
-                f"search stops at {finished} trained trials",
+                f"{skips_in_a_row} proposals in a row could not beat the best feasible trial"
+                f"{within} (the sampler found none that could in {MAX_PROPOSALS} draws "
+                f"each): the search stops at {finished} trained trials",
                 file=sys.stderr,
             )
             return
