@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from study.attributes import AU_FA_FR_PER_EPOCH, BAR, SCORE
+from study.objective import best_feasible
 
 
 def rung_value(score: float, au_fa_fr: float, bar: float) -> float:
@@ -31,6 +32,13 @@ class QualityHalvingPruner(optuna.pruners.BasePruner):
     at 3 x the bar over 0.69). In the study it still took about 3 x successive halving's
     time and was not better on seeds 0 and 2 (docs/benchmarks.md), so it is a choice, not
     the default.
+
+    While no trial is feasible there is no best to beat, and a score says nothing about
+    which student will meet the bar: ranked by :func:`rung_value`, with
+    ``--min-compression 15 --min-speedup 15`` seeds 0 and 2 ended with their best at 1.12
+    and 1.47 x the bar. So until a trial is feasible the rungs rank trials by au_fa_fr
+    alone, since the first job is to find a student that meets the bar; that brought the
+    best to 0.91 and 1.08 x on one seed (docs/benchmarks.md).
 
     The rungs are Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner`'s: at epoch
     ``min_resource x reduction_factor^k`` a trial goes on when its value is among the top
@@ -60,7 +68,8 @@ class QualityHalvingPruner(optuna.pruners.BasePruner):
         epoch = len(trial.user_attrs.get(AU_FA_FR_PER_EPOCH, []))
         if not self.is_rung(epoch):
             return False
-        value = _value_at(trial, epoch)
+        value_at = _value_at if best_feasible(study) is not None else _quality_at
+        value = value_at(trial, epoch)
         if not math.isfinite(value):
             return True
         competing = [value]
@@ -69,15 +78,24 @@ class QualityHalvingPruner(optuna.pruners.BasePruner):
                 other.number != trial.number
                 and len(other.user_attrs.get(AU_FA_FR_PER_EPOCH, [])) >= epoch
             ):
-                competing.append(_value_at(other, epoch))
+                competing.append(value_at(other, epoch))
         kept = max(len(competing) // self.reduction_factor, 1)
         return value < sorted(competing, reverse=True)[kept - 1]
 
 
+def _best_at(trial: FrozenTrial, epoch: int) -> float:
+    """The trial's best au_fa_fr in the first ``epoch`` epochs of its first seed."""
+    return min(trial.user_attrs[AU_FA_FR_PER_EPOCH][:epoch])
+
+
 def _value_at(trial: FrozenTrial, epoch: int) -> float:
     """The trial's :func:`rung_value` after ``epoch`` epochs of its first seed."""
-    best = min(trial.user_attrs[AU_FA_FR_PER_EPOCH][:epoch])
-    return rung_value(trial.user_attrs[SCORE], best, trial.user_attrs[BAR])
+    return rung_value(trial.user_attrs[SCORE], _best_at(trial, epoch), trial.user_attrs[BAR])
+
+
+def _quality_at(trial: FrozenTrial, epoch: int) -> float:
+    """``-au_fa_fr`` after ``epoch`` epochs of its first seed: higher is better, like a value."""
+    return -_best_at(trial, epoch)
 
 
 PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {

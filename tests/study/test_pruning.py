@@ -36,12 +36,14 @@ def epochs_trained(
     pruner: optuna.pruners.BasePruner,
     drawn: list[tuple[float, list[float]]],
     reported: str,
+    constrained: bool = False,
 ) -> list[int]:
     """Runs one trial per student on a real SQLite study; returns each trial's epochs.
 
     ``reported`` is what a trial reports each epoch: ``"rung value"`` (score x min(1, bar /
     best au_fa_fr so far)^2, written out here, for Optuna's own pruner) or ``"noise"`` (a
-    value unrelated to it, for ours).
+    value unrelated to it, for ours). ``constrained``: a completed trial records the
+    constraint ``au_fa_fr - bar <= 0`` (otherwise every completed trial counts as feasible).
     """
     study = optuna.create_study(
         storage=make_storage(f"sqlite:///{path}"), direction="maximize", pruner=pruner
@@ -65,6 +67,8 @@ def epochs_trained(
                 trained.append(epoch)
                 raise optuna.TrialPruned()
         trained.append(len(curve))
+        if constrained:
+            trial.set_constraint("au_fa_fr", min(history) - BAR_VALUE)
         return score
 
     study.optimize(objective, n_trials=len(drawn))
@@ -95,6 +99,28 @@ def test_a_student_near_the_bar_outlasts_a_tinier_one_far_from_it(tmp_path: Path
     drawn = [(1.0, [BAR_VALUE] * 5), (16.0, [1.5 * BAR_VALUE] * 5), (50.0, [4 * BAR_VALUE] * 5)]
     trained = epochs_trained(tmp_path / "s.db", make_pruner("quality-halving", 5), drawn, "noise")
     assert trained == [5, 5, 2]
+
+
+def test_while_no_trial_is_feasible_the_rungs_rank_on_quality_alone(tmp_path: Path) -> None:
+    # quality-halving, trials reporting noise, one rung (epoch 2), completed trials
+    # constrained. Trial 0 (score 40 at 2 x the bar) is alone and completes, infeasible.
+    # Trial 1 (score 16 at 1.5 x: rung value 7.1 against 10) goes on, since with no feasible
+    # trial only quality counts. Trial 2 (score 1 at the bar) is the best quality and
+    # completes, feasible. From then on the rung value counts: trial 3 (score 50 at 1.2 x:
+    # 34.7, the top) goes on, though its quality is not the best of four.
+    drawn = [
+        (40.0, [2 * BAR_VALUE] * 5),
+        (16.0, [1.5 * BAR_VALUE] * 5),
+        (1.0, [BAR_VALUE] * 5),
+        (50.0, [1.2 * BAR_VALUE] * 5),
+    ]
+    pruner = make_pruner("quality-halving", 5)
+    trained = epochs_trained(tmp_path / "s.db", pruner, drawn, "noise", constrained=True)
+    assert trained == [5, 5, 5, 5]
+    # Without constraints trial 0 counts as feasible at once, so the rung value ranks
+    # trials 1 and 2 (7.1 and 1 against 10) and both stop at the rung.
+    unconstrained = epochs_trained(tmp_path / "u.db", pruner, drawn, "noise")
+    assert unconstrained == [5, 2, 2, 5]
 
 
 def test_bad_settings_are_refused() -> None:
