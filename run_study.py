@@ -183,6 +183,13 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--patience",
+        type=int,
+        default=DEFAULTS.patience,
+        help="stop a student after this many epochs without a better validation au_fa_fr; "
+        "0 trains all --max-epochs (default: %(default)s)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -221,8 +228,8 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(PRUNERS),
         help="how weak trials are stopped early: successive-halving, median and hyperband "
         "are Optuna's, on the reported penalized score; quality-halving is successive "
-        "halving (rungs at epochs 2, 6 and 18) on score x min(1, bar / au_fa_fr so far)^2, "
-        "measured slower and not better (default: %(default)s)",
+        "halving (rungs at epochs 2, 6, 18 and 54) on score x min(1, bar / au_fa_fr so "
+        "far)^2, and on au_fa_fr alone while no trial is feasible (default: %(default)s)",
     )
     parser.add_argument(
         "--sampler",
@@ -245,8 +252,8 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULTS.confirm_seeds,
         help="a trial that meets the bar on its first seed is trained on this many seeds "
-        "and judged by their mean, so a lucky seed cannot become the best (default: "
-        "%(default)s)",
+        "and judged by their mean plus its standard error, so a lucky seed cannot become "
+        "the best (default: %(default)s)",
     )
     parser.add_argument(
         "--min-compression",
@@ -254,14 +261,14 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS.min_compression,
         help="train only students whose compression rate C (base state-dict bytes / the "
         "student's, fp16 counted) is at least this; the study still maximizes the score "
-        "0.35 (C + S) among them (default: %(default)s, no floor)",
+        "0.35 (C + S) among them; 0: no floor (default: %(default)s)",
     )
     parser.add_argument(
         "--min-speedup",
         type=float,
         default=DEFAULTS.min_speedup,
         help="train only students whose speed-up S (base MACs / the student's) is at least "
-        "this (default: %(default)s, no floor)",
+        "this; 0: no floor (default: %(default)s)",
     )
 
     parser.add_argument(
@@ -302,6 +309,7 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         storage=args.storage,
         study_name=args.study_name,
         max_epochs=args.max_epochs,
+        patience=args.patience,
         timeout=args.timeout,
         n_jobs=args.n_jobs,
         device=args.device,
@@ -559,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write the best feasible trial's config, weights and held-out test check",
         description="Export the best feasible trial that holds up: retrain the --confirm best "
-        "feasible trials on --seeds seeds until one's mean validation au_fa_fr meets the bar, "
+        "feasible trials on --seeds seeds until one's mean validation au_fa_fr plus its "
+        "standard error meets the bar, "
         "evaluate that one on the test split, write config.json, model.pt and model.ts.pt "
         "(TorchScript, runs with torch alone).",
     )
@@ -572,8 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         type=int,
         default=3,
-        help="seeds each candidate is retrained on; their mean validation au_fa_fr must meet "
-        "the bar, and the exported one's test au_fa_fr is reported (default: %(default)s)",
+        help="seeds each candidate is retrained on; their mean validation au_fa_fr plus its "
+        "standard error must meet the bar, and the exported one's test au_fa_fr is reported "
+        "(default: %(default)s)",
     )
     export.add_argument(
         "--confirm",

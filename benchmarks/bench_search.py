@@ -11,7 +11,8 @@ own (synthesis, features and the three reference seeds, into ``--out``'s empty c
 - **random**: the same study with ``--sampler random`` (the same skipping of proposals
   that cannot win, the same pruner and confirmation seeds) for W seconds of trials;
 - **hand-tuned**: the warm-start trials alone (BASE, the seed report's student and the
-  best KD-only student of background.md), as a user who tried them by hand would.
+  best KD-only student of background.md), as a user who tried them by hand would, with
+  no floors (all three are below the default's C >= 15 and S >= 15).
 
 Each is then exported as ``python run_study.py export`` does (the best trials retrained
 on 3 seeds, the first whose mean meets the validation bar kept) and judged by the
@@ -103,7 +104,10 @@ def main() -> None:
             if label == "random":  # the default's wall time, with trials to spare
                 settings = dataclasses.replace(settings, trials=100_000, timeout=wall)
             if label == "hand-tuned":  # the three warm-start trials, nothing proposed
-                settings = dataclasses.replace(settings, trials=3)
+                # They are below the default floors, which would skip them untrained.
+                settings = dataclasses.replace(
+                    settings, trials=3, min_compression=0.0, min_speedup=0.0
+                )
             start = time.perf_counter()
             study = run(settings)
             seconds = time.perf_counter() - start

@@ -65,6 +65,7 @@ def main() -> None:
     out = args.out / f"seed{args.seed}"
     settings = StudySettings(
         seed=args.seed,
+        max_epochs=40,  # the curves simulate_pruners.py replays, as docs/benchmarks.md shows
         data_dir=str(out / "data"),
         feature_dir=str(out / "features"),
         model_dir=str(out / "models"),

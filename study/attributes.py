@@ -7,6 +7,9 @@ from optuna.trial import FrozenTrial, TrialState
 # met the bar on its first seed the mean over its confirmation seeds (AU_FA_FR_SEEDS).
 AU_FA_FR = "au_fa_fr"
 AU_FA_FR_SEEDS = "au_fa_fr_seeds"  # the deployed model's validation au_fa_fr per seed
+# A completed trial's AU_FA_FR_SEEDS mean plus its standard error: what FEASIBLE, the
+# constraint and the value judge it on (study.objective.au_fa_fr_upper).
+AU_FA_FR_UPPER = "au_fa_fr_upper"
 CONFIRMATION_EPOCHS = "confirmation_epochs"  # epochs trained so far on each confirmation seed
 AU_FA_FR_PER_EPOCH = "au_fa_fr_per_epoch"  # validation au_fa_fr of each epoch, first seed
 BAR = "au_fa_fr_bar"

@@ -11,16 +11,19 @@ infeasible trials from ever being the best trial.
 
 One training seed moves au_fa_fr by about +-20 %, so the best of many one-seed figures is a
 lucky one. A trial that meets the bar on its first seed is therefore trained again on the
-next ``confirm_seeds - 1`` seeds before it finishes, and its au_fa_fr, value and
-feasibility are the mean's: only a student whose quality holds on several seeds can become
+next ``confirm_seeds - 1`` seeds before it finishes; its au_fa_fr is their mean, and its
+value and feasibility are judged on the mean plus its standard error
+(:func:`au_fa_fr_upper`): only a student whose quality holds on several seeds can become
 the study's best, and TPE learns from the confirmed figure.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -35,6 +38,7 @@ from study.attributes import (
     AU_FA_FR,
     AU_FA_FR_PER_EPOCH,
     AU_FA_FR_SEEDS,
+    AU_FA_FR_UPPER,
     BAR,
     CONFIRMATION_EPOCHS,
     FEASIBLE,
@@ -51,6 +55,21 @@ def penalized_score(score: float, au_fa_fr: float, bar: float) -> float:
     if au_fa_fr <= bar:
         return score
     return score * bar / au_fa_fr
+
+
+def au_fa_fr_upper(seeds: Sequence[float]) -> float:
+    """The seeds' mean au_fa_fr plus its standard error, ``stdev / sqrt(n)``; one seed's own.
+
+    A confirmed trial is feasible when this meets the bar, not its mean. The study keeps the
+    highest-scoring student that meets the bar, so the winner's mean sits just under it,
+    where a mean of 3 seeds (standard error about 10 %) is as likely to flatter the student
+    as not: on mean alone, 3 of 5 seeds' exports then failed the held-out test check by
+    about 9 %, and each seed's best student under this rule passed it
+    (docs/benchmarks.md, "Feasible on the mean plus its standard error").
+    """
+    if len(seeds) == 1:
+        return seeds[0]
+    return statistics.fmean(seeds) + statistics.stdev(seeds) / math.sqrt(len(seeds))
 
 
 def deployed_compression(config: CRNNConfig, fp16: bool) -> CompressionReport:
@@ -85,8 +104,11 @@ NO_FLOORS = Floors()
 
 
 def constraint(trial: optuna.trial.FrozenTrial) -> tuple[float]:
-    """``au_fa_fr - bar``: feasible when <= 0. Called for completed and pruned trials."""
-    return (trial.user_attrs[AU_FA_FR] - trial.user_attrs[BAR],)
+    """``au_fa_fr - bar``: feasible when <= 0. Called for completed and pruned trials; a
+    completed one is judged on :func:`au_fa_fr_upper` (a pruned one has one seed, whose
+    figure it is, and a trial recorded before the rule existed has only its mean)."""
+    judged = trial.user_attrs.get(AU_FA_FR_UPPER, trial.user_attrs[AU_FA_FR])
+    return (judged - trial.user_attrs[BAR],)
 
 
 @dataclass
@@ -195,13 +217,14 @@ class Objective:
                 confirmed = train(config, again, self.data, on_confirmation_epoch)
                 seeds.append(confirmed.best_val_au_fa_fr)
         trial.set_user_attr("train_seconds", time.perf_counter() - start)
-        au_fa_fr = statistics.fmean(seeds)
+        upper = au_fa_fr_upper(seeds)
         trial.set_user_attr(AU_FA_FR_SEEDS, seeds)
-        trial.set_user_attr(AU_FA_FR, au_fa_fr)
-        trial.set_user_attr(FEASIBLE, au_fa_fr <= self.bar)
+        trial.set_user_attr(AU_FA_FR, statistics.fmean(seeds))
+        trial.set_user_attr(AU_FA_FR_UPPER, upper)
+        trial.set_user_attr(FEASIBLE, upper <= self.bar)
         trial.set_user_attr(PRUNED_REASON, None)
         self._record(trial, config, recipe, result.state_dict, "complete")
-        return penalized_score(compression.score, au_fa_fr, self.bar)
+        return penalized_score(compression.score, upper, self.bar)
 
 
 def best_feasible(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

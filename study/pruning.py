@@ -29,9 +29,10 @@ class QualityHalvingPruner(optuna.pruners.BasePruner):
     keeps those, but in the study it also kept every large, slow student barely better than
     BASE (score 1 at 1.2 x the bar) to the end and its confirmation seeds. Counting quality
     twice ranks both pairs the right way round (7.1 over 3.1, and 1.67 for a score-15 student
-    at 3 x the bar over 0.69). In the study it still took about 3 x successive halving's
-    time and was not better on seeds 0 and 2 (docs/benchmarks.md), so it is a choice, not
-    the default.
+    at 3 x the bar over 0.69). In a study without floors it still took about 3 x
+    successive halving's time and was not better on seeds 0 and 2; within the default
+    floors (C >= 15, S >= 15) no large student trains, and it is the one that finds
+    students meeting the bar there (docs/benchmarks.md), so it is the default.
 
     While no trial is feasible there is no best to beat, and a score says nothing about
     which student will meet the bar: ranked by :func:`rung_value`, with
@@ -106,17 +107,18 @@ PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
     "successive-halving": lambda max_epochs: optuna.pruners.SuccessiveHalvingPruner(
         min_resource=2, reduction_factor=3
     ),
-    # The same rungs as successive-halving's (2, 6 and 18 epochs), ranked on rung_value.
+    # The same rungs as successive-halving's (epochs 2, 6, 18 and 54), ranked on rung_value.
     "quality-halving": lambda max_epochs: QualityHalvingPruner(min_resource=2, reduction_factor=3),
     "hyperband": lambda max_epochs: optuna.pruners.HyperbandPruner(
         min_resource=2, max_resource=max_epochs, reduction_factor=3
     ),
 }
-# Measured (docs/benchmarks.md): with 40-epoch students, median let a 100-trial study run
-# about 20 minutes; successive halving (rungs at 2, 6 and 18 epochs) finished it in 8 and
-# never came out empty in the pruner comparison. quality-halving took 17 to 18.5 minutes
-# on seeds 0 and 2 and exported 13.99 (failing) and 4.66, against 9.53 (failing) and 15.23.
-DEFAULT_PRUNER = "successive-halving"
+# Measured (docs/benchmarks.md): with 40-epoch students and no floors, median let a
+# 100-trial study run about 20 minutes; successive halving finished it in 8, and
+# quality-halving took 17 to 18.5. Within the default floors (C >= 15, S >= 15) the large,
+# slow students never train, and there successive halving found no feasible student on
+# seed 1 while quality-halving, which ranks by au_fa_fr alone until one is feasible, did.
+DEFAULT_PRUNER = "quality-halving"
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:

@@ -19,7 +19,14 @@ from optuna.trial import TrialState
 from kws.errors import UserError
 from kws.reference import training_data
 from kws.training import train
-from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, CONFIRMATION_EPOCHS, FEASIBLE, SKIPPED
+from study.attributes import (
+    AU_FA_FR,
+    AU_FA_FR_SEEDS,
+    AU_FA_FR_UPPER,
+    CONFIRMATION_EPOCHS,
+    FEASIBLE,
+    SKIPPED,
+)
 from study.export import export_best, read_export
 from study.objective import best_feasible
 from study.runner import (
@@ -148,6 +155,26 @@ def test_a_lucky_first_seed_does_not_make_the_best_trial(settings: StudySettings
     assert running_status(trial, settings) == "trial 0 confirming: seed 2/2, epoch 2/2"
 
 
+def test_a_mean_that_meets_the_bar_only_without_its_spread_is_not_feasible(
+    settings: StudySettings,
+) -> None:
+    settings = dataclasses.replace(settings, device="cpu", confirm_seeds=2)
+    params, (first, second) = _lucky_first_seed(settings)
+    # On two seeds the mean plus its standard error (stdev / sqrt(2)) is the worse seed:
+    # a bar between the mean and that is met on average, not with confidence.
+    bar = (statistics.fmean([first, second]) + second) / 2
+    study = open_study(settings)
+    study.enqueue_trial(params)
+    study = run(dataclasses.replace(settings, trials=1, max_au_fa_fr=bar))
+    [trial] = study.get_trials(states=(TrialState.COMPLETE,))
+    seeds = trial.user_attrs[AU_FA_FR_SEEDS]
+    assert statistics.fmean(seeds) <= bar < max(seeds)
+    assert trial.user_attrs[AU_FA_FR_UPPER] == pytest.approx(max(seeds))
+    assert trial.user_attrs[FEASIBLE] is False
+    assert best_feasible(study) is None
+    assert trial.value < proposal_score(trial.params)
+
+
 def test_skipped_proposals_do_not_count_toward_trials(settings: StudySettings) -> None:
     lenient = dataclasses.replace(settings, trials=3, max_au_fa_fr=0.5, confirm_seeds=1)
     study = open_study(lenient)
@@ -187,7 +214,7 @@ def test_students_below_the_floors_are_skipped_untrained_and_not_counted(
 
 def test_the_sampler_finds_the_best_to_beat_under_every_pruner(settings: StudySettings) -> None:
     # Hyperband hands the sampler a per-bracket view of the study, not the study itself.
-    for pruner in ("hyperband", "median"):
+    for pruner in ("hyperband", "median", "quality-halving"):
         study = run(dataclasses.replace(settings, study_name=pruner, pruner=pruner))
         failed = [t.user_attrs.get("fail_reason") for t in study.trials
                   if t.state == TrialState.FAIL]  # fmt: skip
