@@ -432,8 +432,8 @@ def _train(args: argparse.Namespace) -> int:
     deployed = model.half() if export.training.fp16 else model
     save_atomically(deployed.state_dict(), out / WEIGHTS_FILE)
     print(
-        f"validation au_fa_fr {result.best_val_au_fa_fr:.3e} (the exported trial's on this "
-        f"seed: {export.metrics['val_au_fa_fr_seeds'][0]:.3e}), test {test:.3e}; "
+        f"validation au_fa_fr {result.best_val_au_fa_fr:.3e} (the exported model's: "
+        f"{export.held_out['val_au_fa_fr'][0]:.3e}), test {test:.3e}; "
         f"weights in {out / WEIGHTS_FILE}"
     )
     return 0
@@ -567,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write the best feasible trial's config, weights and held-out test check",
         description="Export the best feasible trial that holds up: retrain the --confirm best "
-        "feasible trials on --seeds seeds until one's mean validation au_fa_fr plus its "
+        "feasible trials on --seeds new seeds (after the study's --confirm-seeds, so the "
+        "search's choice did not flatter them) until one's mean validation au_fa_fr plus its "
         "standard error meets the bar, "
         "evaluate that one on the test split, write config.json, model.pt and model.ts.pt "
         "(TorchScript, runs with torch alone).",
@@ -590,8 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=5,
         help="best feasible trials retrained, best first, until one still meets the bar over "
-        "--seeds seeds (on the study's machine they repeat its confirmation seeds; "
-        "elsewhere they check them) (default: %(default)s)",
+        "--seeds seeds the study did not train it on (default: %(default)s)",
     )
     _add_machine_arguments(export)
     export.set_defaults(run=_export)

@@ -1,7 +1,7 @@
 """Given trials of a finished study, retrain each on 3 seeds and judge it as export does.
 
     python benchmarks/held_out_recheck.py --storage sqlite:///PATH --study-name NAME
-        --trials N [N ...] [--seeds 3] [--patience P]
+        --trials N [N ...] [--seeds 3] [--first-seed 0] [--patience P]
 
 Run it in the study's folder (its ``storage/`` holds the prepared caches). For each trial:
 its validation au_fa_fr per seed relative to the study's bar, and the like-for-like
@@ -33,6 +33,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, nargs="+", required=True, help="trial numbers")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per trial")
     parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="offset of the first training seed from the study's (0: the trial's own seeds; "
+        "3 with the default --confirm-seeds: seeds the study never trained it on)",
+    )
+    parser.add_argument(
         "--patience",
         type=int,
         default=None,
@@ -52,7 +59,7 @@ def main() -> None:
         model, recipe = configs_from_params(study.trials[number].params, student_recipe(settings))
         results = [
             train(model, dataclasses.replace(recipe, seed=recipe.seed + offset), data)
-            for offset in range(args.seeds)
+            for offset in range(args.first_seed, args.first_seed + args.seeds)
         ]
         check = held_out_check(
             model, recipe, [r.state_dict for r in results], prepared, reference, True

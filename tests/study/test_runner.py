@@ -188,14 +188,17 @@ def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp
     best = study.best_trial
     assert export.study["trial_number"] == best.number
     assert export.metrics["val_au_fa_fr"] == best.user_attrs[AU_FA_FR]
-    assert export.held_out["seeds"] == [0, 1]
-    # All feasible under a bar of 1.0: the best trial confirms at once, on both seeds, which
-    # are the trial's own seeds (its first is the trial's own run).
+    # The study trained the trial on seeds 0 and 1 (--confirm-seeds 2); export retrains it
+    # on seeds it never saw, and config.json's recipe starts there.
+    assert len(best.user_attrs[AU_FA_FR_SEEDS]) == lenient.confirm_seeds == 2
+    assert export.held_out["seeds"] == [2, 3]
+    assert export.training.seed == 2
+    # All feasible under a bar of 1.0: the best trial confirms at once.
     assert export.selection["confirmed"] is True
     [candidate] = export.selection["candidates"]
     assert candidate["trial_number"] == best.number
-    assert candidate["val_au_fa_fr"] == best.user_attrs[AU_FA_FR_SEEDS]
-    assert len(export.held_out["test_au_fa_fr"]) == 2
+    assert candidate["val_au_fa_fr"] == export.held_out["val_au_fa_fr"]
+    assert len(export.held_out["val_au_fa_fr"]) == len(export.held_out["test_au_fa_fr"]) == 2
     reference = study.user_attrs
     test_bar = 1.0 / reference["reference_val_au_fa_fr"] * reference["reference_test_au_fa_fr"]
     assert export.held_out["test_bar"] == pytest.approx(test_bar)
@@ -220,8 +223,8 @@ def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert retrained.returncode == 0, retrained.stderr
-    val = f"validation au_fa_fr {best.user_attrs[AU_FA_FR_SEEDS][0]:.3e}"
-    assert val in retrained.stdout  # same seed, same data: the trial's model again
+    val = f"validation au_fa_fr {export.held_out['val_au_fa_fr'][0]:.3e}"
+    assert val in retrained.stdout  # same seed, same data: the exported model again
     again = torch.load(tmp_path / "retrained" / "model.pt", weights_only=True)
     for name, tensor in state.items():
         assert torch.equal(again[name], tensor)
