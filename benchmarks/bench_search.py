@@ -17,8 +17,9 @@ own (synthesis, features and the three reference seeds, into ``--out``'s empty c
 Each is then exported as ``python run_study.py export`` does (the best trials retrained
 on 3 seeds the study never trained them on, the first whose mean plus its standard error
 meets the validation bar kept) and judged by the like-for-like held-out check; "best
-holds" says whether the study's best trial was the one export confirmed. The verified score is the export's score when it passes,
-else BASE's 0.70 (the model a user keeps when nothing verified). Prints one line per seed
+holds" says whether the study's best trial was the one export confirmed. The verified
+score is the export's score when it passes, else BASE's 0.70 (the model a user keeps when
+nothing verified). Prints one line per seed
 and variant, then the mean verified score per variant, the worst seed, and the ratio
 default / random.
 """
