@@ -62,7 +62,13 @@ def main() -> None:
             for offset in range(args.first_seed, args.first_seed + args.seeds)
         ]
         check = held_out_check(
-            model, recipe, [r.state_dict for r in results], prepared, reference, True
+            model,
+            recipe,
+            [r.state_dict for r in results],
+            [r.best_val_au_fa_fr for r in results],
+            prepared,
+            reference,
+            True,
         )
         seeds = ", ".join(f"{r.best_val_au_fa_fr / prepared.bar:.2f}" for r in results)
         print(
