@@ -256,6 +256,14 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "the best (default: %(default)s)",
     )
     parser.add_argument(
+        "--fresh-check",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.fresh_check,
+        help="a trial that meets the bar on its --confirm-seeds seeds and would become the "
+        "best is trained on as many further seeds, which chose nothing, and counts only if "
+        "it meets the bar there too (default: on)",
+    )
+    parser.add_argument(
         "--min-compression",
         type=float,
         default=DEFAULTS.min_compression,
@@ -319,6 +327,7 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         sampler=args.sampler,
         skip_hopeless=args.skip_hopeless,
         confirm_seeds=args.confirm_seeds,
+        fresh_check=args.fresh_check,
         min_compression=args.min_compression,
         min_speedup=args.min_speedup,
         model_dir=args.model_dir,
@@ -567,9 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write the best feasible trial's config, weights and held-out test check",
         description="Export the best feasible trial that holds up: retrain the --confirm best "
-        "feasible trials on --seeds new seeds (after the study's --confirm-seeds, so the "
-        "search's choice did not flatter them) until one's mean validation au_fa_fr plus its "
-        "standard error meets the bar, "
+        "feasible trials on --seeds new seeds (after the study's --confirm-seeds and its "
+        "fresh check's, so the search's choice did not flatter them) until one's mean "
+        "validation au_fa_fr plus its standard error meets the bar, "
         "evaluate that one on the test split, write config.json, model.pt and model.ts.pt "
         "(TorchScript, runs with torch alone).",
     )

@@ -37,7 +37,8 @@ def main() -> None:
         type=int,
         default=0,
         help="offset of the first training seed from the study's (0: the trial's own seeds; "
-        "3 with the default --confirm-seeds: seeds the study never trained it on)",
+        "6 with the default --confirm-seeds and fresh check, 3 for a study without the "
+        "check: seeds the study never trained it on)",
     )
     parser.add_argument(
         "--patience",

@@ -7,9 +7,13 @@ from optuna.trial import FrozenTrial, TrialState
 # met the bar on its first seed the mean over its confirmation seeds (AU_FA_FR_SEEDS).
 AU_FA_FR = "au_fa_fr"
 AU_FA_FR_SEEDS = "au_fa_fr_seeds"  # the deployed model's validation au_fa_fr per seed
-# A completed trial's AU_FA_FR_SEEDS mean plus its standard error: what FEASIBLE, the
-# constraint and the value judge it on (study.objective.au_fa_fr_upper).
+# A completed trial's AU_FA_FR_SEEDS mean plus its standard error (study.objective.
+# au_fa_fr_upper), the worse of its confirmation seeds' and its fresh seeds' where it had
+# both: what FEASIBLE, the constraint and the value judge it on.
 AU_FA_FR_UPPER = "au_fa_fr_upper"
+# Figures on the seeds after the confirmation seeds, of a trial that would have become the
+# best (also at the end of AU_FA_FR_SEEDS).
+AU_FA_FR_FRESH_SEEDS = "au_fa_fr_fresh_seeds"
 CONFIRMATION_EPOCHS = "confirmation_epochs"  # epochs trained so far on each confirmation seed
 AU_FA_FR_PER_EPOCH = "au_fa_fr_per_epoch"  # validation au_fa_fr of each epoch, first seed
 BAR = "au_fa_fr_bar"

@@ -24,6 +24,7 @@ from kws.model import CRNN, CRNNConfig
 from kws.training import TrainConfig
 from study.attributes import (
     AU_FA_FR,
+    AU_FA_FR_FRESH_SEEDS,
     AU_FA_FR_PER_EPOCH,
     AU_FA_FR_SEEDS,
     BAR,
@@ -76,6 +77,8 @@ def trial_note(number: int, state: str, params: dict[str, Any], attrs: dict[str,
         if len(per_seed) > 1
         else ""
     )
+    if attrs.get(AU_FA_FR_FRESH_SEEDS):
+        seeds += f" (the last {len(attrs[AU_FA_FR_FRESH_SEEDS])} its fresh check's)"
     lines = [
         f"### Trial {number}: {state.lower()}, "
         f"{'feasible' if attrs.get(FEASIBLE) else 'infeasible'}",

@@ -71,6 +71,9 @@ METRIC_NAME = "penalized_score"
 POLL_S = 2.0  # how often a waiting worker and the progress monitor look at the storage
 SURPLUS = "surplus"  # user attribute of a trial failed for exceeding --trials
 WORKER = "worker"  # user attribute: which process ran the trial, as host:pid
+# SQLite answers "database is locked" at once to one of two connections that both want to
+# write; a moment later the write goes through.
+REQUEUE_ATTEMPTS = 3
 FIGURES_EVERY = 10  # trained trials between two redraws of the dashboard's figures
 RETRY_WINDOW_S = 30.0  # longest a stale trial's retry may take to be enqueued
 MAX_FAILURES_IN_A_ROW = 10  # a worker whose trials all fail stops instead of looping
@@ -233,7 +236,11 @@ def _budget_guard(
     """Fail (without training) a trial that would be past ``trials``; record any failure."""
 
     def guarded(trial: optuna.Trial) -> float:
-        trial.set_user_attr(WORKER, worker_id())
+        try:
+            trial.set_user_attr(WORKER, worker_id())
+        except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError) as error:
+            trial.set_user_attr(FAIL_REASON, f"{type(error).__name__}: {error}")
+            raise
         # A waiting trial with a smaller number (a dead worker's retry, enqueued while this
         # trial was being created) is popped before any new trial, so it holds its place.
         earlier = [
@@ -280,6 +287,7 @@ def run_worker(
             artifact_store(settings.artifact_dir),
             settings.confirm_seeds,
             settings.floors(),
+            settings.fresh_check,
         ),
         settings.trials,
     )
@@ -313,6 +321,7 @@ def _run_trials(
             time.sleep(POLL_S)
             continue
         ended: list[optuna.trial.FrozenTrial] = []
+        started = datetime.datetime.now()
         try:
             study.optimize(
                 objective,
@@ -322,7 +331,7 @@ def _run_trials(
                 callbacks=[functools.partial(_record, ended)],
             )
         except KeyboardInterrupt:
-            requeue_interrupted(study, worker_id())
+            requeue_interrupted(study, worker_id(), started)
             raise
         except optuna.exceptions.UpdateFinishedTrialError as error:
             # Another worker missed this trial's heartbeats for the grace period (a starved
@@ -355,36 +364,50 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def requeue_interrupted(study: optuna.Study, worker: str) -> None:
+def requeue_interrupted(study: optuna.Study, worker: str, since: datetime.datetime) -> None:
     """Queue again the parameters of the trial that Ctrl-C stopped in ``worker``.
 
     Optuna has already marked it failed (a finished trial cannot be annotated), so the new
     waiting trial records which one it reruns; the next run (or another worker) pops it
-    before proposing anything new, so a warm-start configuration is never lost. Called
-    after the interrupt has left Optuna's own write, where a second write could meet the
-    database's lock: a failure here is reported, not raised over the interrupt.
+    before proposing anything new, so a warm-start configuration is never lost. A Ctrl-C
+    that lands between the trial's creation and its ``worker`` attribute leaves a failed
+    trial without one: one started ``since`` this worker's trial began is taken as its own.
+    Called after the interrupt has left Optuna's own write, where a second write could meet
+    the database's lock: the write is tried again, and a failure is reported, not raised
+    over the interrupt.
     """
     trials = study.get_trials(deepcopy=False)
     requeued = {t.user_attrs[REQUEUED_FROM] for t in trials if REQUEUED_FROM in t.user_attrs}
     mine = [
         t
         for t in trials
-        if t.user_attrs.get(WORKER) == worker
-        and t.state == TrialState.FAIL
+        if t.state == TrialState.FAIL
         and FAIL_REASON not in t.user_attrs
         and t.number not in requeued
+        and (
+            t.user_attrs.get(WORKER) == worker
+            or (
+                WORKER not in t.user_attrs
+                and t.datetime_start is not None
+                and t.datetime_start >= since
+            )
+        )
     ]
     if not mine:
         return
     interrupted = mine[-1]
-    try:
-        study.enqueue_trial(interrupted.params, user_attrs={REQUEUED_FROM: interrupted.number})
-    except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError) as error:
-        warnings.warn(
-            f"trial {interrupted.number} was interrupted and could not be queued again "
-            f"({error.__class__.__name__}); its parameters: {interrupted.params}",
-            stacklevel=2,
-        )
+    for attempt in range(1, REQUEUE_ATTEMPTS + 1):
+        try:
+            study.enqueue_trial(interrupted.params, user_attrs={REQUEUED_FROM: interrupted.number})
+            return
+        except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError) as error:
+            if attempt == REQUEUE_ATTEMPTS:
+                warnings.warn(
+                    f"trial {interrupted.number} was interrupted and could not be queued again "
+                    f"({error.__class__.__name__}); its parameters: {interrupted.params}",
+                    stacklevel=2,
+                )
+            time.sleep(0.5 * attempt)
 
 
 def awaiting_retry(trials: list[optuna.trial.FrozenTrial]) -> int:
@@ -460,9 +483,13 @@ def running_status(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> 
     (at real size one trial can take minutes)."""
     confirming = trial.user_attrs.get(CONFIRMATION_EPOCHS)
     if confirming:
+        seed = len(confirming) + 1  # the first seed trained before any confirmation
+        stage = "confirming"
+        if seed > settings.confirm_seeds:
+            seed, stage = seed - settings.confirm_seeds, "on fresh seeds"
         return (
-            f"trial {trial.number} confirming: seed {len(confirming) + 1}/"
-            f"{settings.confirm_seeds}, epoch {confirming[-1]}/{settings.max_epochs}"
+            f"trial {trial.number} {stage}: seed {seed}/{settings.confirm_seeds}, "
+            f"epoch {confirming[-1]}/{settings.max_epochs}"
         )
     epochs = len(trial.user_attrs.get(AU_FA_FR_PER_EPOCH, ()))
     return f"trial {trial.number}: epoch {epochs}/{settings.max_epochs}"

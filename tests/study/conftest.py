@@ -33,6 +33,7 @@ def settings_in(tiny_embedded: Path, caches: Path) -> Callable[[Path], StudySett
             data=str(tiny_embedded),
             max_epochs=2,
             confirm_seeds=2,  # the default 3 costs a third more training per feasible trial
+            fresh_check=False,  # twice that again per new best; tests of its own turn it on
             # The toy dataset's study, with BASE and the hand-tuned students (below the
             # default floors) among its trials, pruned as on its reported value: what these
             # tests assert on. The default floors and pruner have tests of their own.
@@ -76,6 +77,7 @@ def cli_args() -> Callable[[StudySettings], list[str]]:
             "--heartbeat-interval", str(settings.heartbeat_interval),
             "--grace-period", str(settings.grace_period), "--no-progress",
             "--skip-hopeless" if settings.skip_hopeless else "--no-skip-hopeless",
+            "--fresh-check" if settings.fresh_check else "--no-fresh-check",
         ]  # fmt: skip
 
     return args

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -18,9 +19,23 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, BAR, REQUEUED_FROM, counts_toward_budget
+from study.attributes import (
+    AU_FA_FR,
+    AU_FA_FR_FRESH_SEEDS,
+    AU_FA_FR_SEEDS,
+    BAR,
+    REQUEUED_FROM,
+    counts_toward_budget,
+)
 from study.export import TORCHSCRIPT_FILE, ExportError, export_best, load_weights, read_export
-from study.runner import check_continuation, open_study, prepare, run
+from study.runner import (
+    WORKER,
+    check_continuation,
+    open_study,
+    prepare,
+    requeue_interrupted,
+    run,
+)
 from study.search_space import WARM_START
 from study.settings import StudySettings, changed_trial_fields
 from study.storage import make_storage
@@ -129,9 +144,48 @@ def test_resume_after_an_interrupt_reaches_exactly_n(settings, cli_args) -> None
     assert len(_finished(resumed.trials)) == 10
     assert not [t for t in resumed.trials if t.state == TrialState.RUNNING]
     for trial in stopped:  # its parameters ran again, before anything new was proposed
-        [rerun] = [t for t in resumed.trials if t.user_attrs.get(REQUEUED_FROM) == trial.number]
+        reruns = [t for t in resumed.trials if t.user_attrs.get(REQUEUED_FROM) == trial.number]
+        assert len(reruns) == 1, (trial.number, trial.user_attrs, stderr)
+        [rerun] = reruns
         assert trial.params.items() <= rerun.params.items()  # all, unless cut during sampling
         assert rerun.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def test_the_interrupted_trial_is_queued_again_once_and_only_this_workers(tmp_path) -> None:
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 'study.db'}"))
+
+    def interrupted(worker: str | None) -> optuna.trial.FrozenTrial:
+        """A trial that Ctrl-C stopped, annotated with ``worker`` (None: before it was)."""
+
+        def objective(trial: optuna.Trial) -> float:
+            trial.suggest_int("x", 0, 10**6)
+            if worker is not None:
+                trial.set_user_attr(WORKER, worker)
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            study.optimize(objective, n_trials=1)
+        return study.trials[-1]
+
+    def reruns(trial: optuna.trial.FrozenTrial) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in study.trials if t.user_attrs.get(REQUEUED_FROM) == trial.number]
+
+    before = datetime.datetime.now()
+    others = interrupted("other:1")
+    requeue_interrupted(study, "me:1", before)
+    mine = interrupted("me:1")
+    requeue_interrupted(study, "me:1", before)
+    requeue_interrupted(study, "me:1", before)  # a second call queues nothing more
+    since = datetime.datetime.now()
+    unannotated = interrupted(None)  # stopped between its creation and its worker attribute
+    requeue_interrupted(study, "me:1", since)
+    earlier = interrupted(None)
+    requeue_interrupted(study, "me:1", datetime.datetime.now())  # it began before this call
+    # Running the queue shows what it held: the parameters each rerun gets.
+    study.optimize(lambda trial: float(trial.suggest_int("x", 0, 10**6)), n_trials=2)
+    assert not reruns(others) and not reruns(earlier)  # another worker's; an older one
+    assert [t.params for t in reruns(mine)] == [mine.params]
+    assert [t.params for t in reruns(unannotated)] == [unannotated.params]
 
 
 def _count_finished(database: str) -> int:
@@ -181,18 +235,22 @@ def test_infeasible_trials_are_never_exported(settings, tmp_path: Path) -> None:
 
 def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp_path) -> None:
     # All feasible; on the CPU, where the export and `train` below retrain.
-    lenient = dataclasses.replace(settings, trials=3, max_au_fa_fr=1.0, device="cpu")
+    lenient = dataclasses.replace(
+        settings, trials=3, max_au_fa_fr=1.0, device="cpu", fresh_check=True
+    )
     study = run(lenient)
     folder = export_best(study, tmp_path / "export", lenient, seeds=2)
     export = read_export(folder)
     best = study.best_trial
     assert export.study["trial_number"] == best.number
     assert export.metrics["val_au_fa_fr"] == best.user_attrs[AU_FA_FR]
-    # The study trained the trial on seeds 0 and 1 (--confirm-seeds 2); export retrains it
-    # on seeds it never saw, and config.json's recipe starts there.
-    assert len(best.user_attrs[AU_FA_FR_SEEDS]) == lenient.confirm_seeds == 2
-    assert export.held_out["seeds"] == [2, 3]
-    assert export.training.seed == 2
+    # The study trained the best trial on seeds 0 and 1 (--confirm-seeds 2), then, as it
+    # would become the best, on 2 and 3 (its fresh check); export retrains it on seeds it
+    # never saw, and config.json's recipe starts there.
+    assert len(best.user_attrs[AU_FA_FR_SEEDS]) == 2 * lenient.confirm_seeds == 4
+    assert best.user_attrs[AU_FA_FR_FRESH_SEEDS] == best.user_attrs[AU_FA_FR_SEEDS][2:]
+    assert export.held_out["seeds"] == [4, 5]
+    assert export.training.seed == 4
     # All feasible under a bar of 1.0: the best trial confirms at once.
     assert export.selection["confirmed"] is True
     [candidate] = export.selection["candidates"]

@@ -21,6 +21,7 @@ from kws.reference import training_data
 from kws.training import train
 from study.attributes import (
     AU_FA_FR,
+    AU_FA_FR_FRESH_SEEDS,
     AU_FA_FR_SEEDS,
     AU_FA_FR_UPPER,
     CONFIRMATION_EPOCHS,
@@ -173,6 +174,43 @@ def test_a_mean_that_meets_the_bar_only_without_its_spread_is_not_feasible(
     assert trial.user_attrs[FEASIBLE] is False
     assert best_feasible(study) is None
     assert trial.value < proposal_score(trial.params)
+
+
+def test_a_would_be_best_that_misses_the_bar_on_fresh_seeds_does_not_count(
+    settings: StudySettings,
+) -> None:
+    # One confirmation seed: the student's seed 0 is its confirmation, seed 1 its fresh one.
+    settings = dataclasses.replace(settings, device="cpu", confirm_seeds=1, fresh_check=True)
+    params, (first, second) = _lucky_first_seed(settings)
+    bar = (first + second) / 2  # met on the seed that chose it, missed on the next
+    study = open_study(settings)
+    study.enqueue_trial(params)
+    study = run(dataclasses.replace(settings, trials=1, max_au_fa_fr=bar))
+    [trial] = study.get_trials(states=(TrialState.COMPLETE,))
+    seeds = trial.user_attrs[AU_FA_FR_SEEDS]
+    assert len(seeds) == 2 and seeds[0] <= bar < seeds[1]
+    assert trial.user_attrs[AU_FA_FR_FRESH_SEEDS] == seeds[1:]
+    assert trial.user_attrs[AU_FA_FR_UPPER] == seeds[1]  # the worse of the two figures
+    assert trial.user_attrs[FEASIBLE] is False
+    assert best_feasible(study) is None
+    assert trial.value < proposal_score(trial.params)  # TPE sees the fresh seed's miss
+    assert running_status(trial, settings) == "trial 0 on fresh seeds: seed 1/1, epoch 2/2"
+
+
+def test_the_fresh_check_trains_only_would_be_bests(settings: StudySettings) -> None:
+    lenient = dataclasses.replace(
+        settings, trials=2, max_au_fa_fr=0.5, confirm_seeds=1, fresh_check=True,
+        skip_hopeless=False,
+    )  # fmt: skip
+    study = open_study(lenient)
+    study.enqueue_trial(WARM_START["base"])  # feasible: the best, of score 0.70
+    study.enqueue_trial(WARM_START["base"])  # as feasible, but it cannot beat that
+    study = run(lenient)
+    first, second = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(first.user_attrs[AU_FA_FR_FRESH_SEEDS]) == 1 and first.user_attrs[FEASIBLE]
+    assert AU_FA_FR_FRESH_SEEDS not in second.user_attrs and second.user_attrs[FEASIBLE]
+    assert len(second.user_attrs[AU_FA_FR_SEEDS]) == 1
+    assert best_feasible(study).number == first.number
 
 
 def test_skipped_proposals_do_not_count_toward_trials(settings: StudySettings) -> None:
