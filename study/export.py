@@ -45,7 +45,7 @@ from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
 from kws.training import TrainConfig, TrainingData, evaluate_au_fa_fr, train
 from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, FEASIBLE
-from study.objective import au_fa_fr_upper, deployed_compression
+from study.objective import au_fa_fr_upper, deployed_compression, seeds_trained
 from study.runner import Prepared, prepare_stored, student_recipe, with_study_bar
 from study.search_space import configs_from_params
 from study.settings import StudySettings
@@ -135,7 +135,7 @@ def export_recipe(settings: StudySettings) -> TrainConfig:
     would-be best on as many more, and chose on those, so only later seeds give a figure
     its choice did not flatter."""
     recipe = student_recipe(settings)
-    used = settings.confirm_seeds * (2 if settings.fresh_check else 1)
+    used = seeds_trained(settings.confirm_seeds, settings.fresh_check)
     return dataclasses.replace(recipe, seed=recipe.seed + used)
 
 

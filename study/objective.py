@@ -236,7 +236,9 @@ class Objective:
         if self.fresh_check and upper <= self.bar and _beats_the_best(trial, compression.score):
             # It met the bar on the seeds that chose it; only seeds no choice has seen say
             # whether that was the student or its luck. It counts if it meets it there too.
-            fresh = validated_on(range(self.confirm_seeds, 2 * self.confirm_seeds))
+            fresh = validated_on(
+                range(self.confirm_seeds, seeds_trained(self.confirm_seeds, fresh_check=True))
+            )
             trial.set_user_attr(AU_FA_FR_FRESH_SEEDS, fresh)
             upper = max(upper, au_fa_fr_upper(fresh))
             seeds += fresh
@@ -248,6 +250,12 @@ class Objective:
         trial.set_user_attr(PRUNED_REASON, None)
         self._record(trial, config, recipe, result.state_dict, "complete")
         return penalized_score(compression.score, upper, self.bar)
+
+
+def seeds_trained(confirm_seeds: int, fresh_check: bool) -> int:
+    """How many consecutive seeds from the recipe's a trial may be trained on: its
+    confirmation seeds and, with the fresh check, as many more (:class:`Objective`)."""
+    return confirm_seeds * (2 if fresh_check else 1)
 
 
 def _beats_the_best(trial: optuna.Trial, score: float) -> bool:

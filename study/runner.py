@@ -407,6 +407,7 @@ def requeue_interrupted(study: optuna.Study, worker: str, since: datetime.dateti
                     f"({error.__class__.__name__}); its parameters: {interrupted.params}",
                     stacklevel=2,
                 )
+                return
             time.sleep(0.5 * attempt)
 
 
