@@ -31,9 +31,14 @@ def configure_threads(workers: int = 1) -> int:
     one process on two, so every worker gets ``cores // workers`` (at least 1). Cores are
     those this process may run on (``taskset``, cgroup cpusets), not all the machine's.
     """
-    threads = max(1, usable_cores() // max(1, workers))
+    threads = cores_per_worker(workers)
     torch.set_num_threads(threads)
     return threads
+
+
+def cores_per_worker(workers: int = 1) -> int:
+    """The usable cores split evenly between ``workers`` processes, at least 1 each."""
+    return max(1, usable_cores() // max(1, workers))
 
 
 def usable_cores() -> int:

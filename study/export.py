@@ -38,12 +38,13 @@ from optuna.trial import TrialState
 
 from kws.config import ConfigError
 from kws.deploy import write_torchscript
-from kws.device import resolve_device
+from kws.device import cores_per_worker, resolve_device
 from kws.errors import UserError
 from kws.files import replace_folder
 from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
-from kws.training import TrainConfig, TrainingData, evaluate_au_fa_fr, train
+from kws.seed_pool import SeedPool
+from kws.training import TrainConfig, evaluate_au_fa_fr
 from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, FEASIBLE
 from study.objective import au_fa_fr_upper, deployed_compression, seeds_trained
 from study.runner import Prepared, prepare_stored, student_recipe, with_study_bar
@@ -119,14 +120,12 @@ class _Retrained:
     val_au_fa_fr: tuple[float, ...]
 
 
-def _retrain(model: CRNNConfig, recipe: TrainConfig, data: TrainingData, seeds: int) -> _Retrained:
+def _retrain(model: CRNNConfig, recipe: TrainConfig, seed_pool: SeedPool, seeds: int) -> _Retrained:
     """Train on the recipe's seed and the next ``seeds - 1``; validate each deployed model."""
-    states, values = [], []
-    for offset in range(seeds):
-        result = train(model, dataclasses.replace(recipe, seed=recipe.seed + offset), data)
-        states.append(result.state_dict)
-        values.append(result.best_val_au_fa_fr)  # of the half model where fp16 is deployed
-    return _Retrained(states, tuple(values))
+    recipes = [dataclasses.replace(recipe, seed=recipe.seed + offset) for offset in range(seeds)]
+    results = seed_pool.train(model, recipes)
+    # best_val_au_fa_fr: of the half model where fp16 is deployed
+    return _Retrained([r.state_dict for r in results], tuple(r.best_val_au_fa_fr for r in results))
 
 
 def export_recipe(settings: StudySettings) -> TrainConfig:
@@ -279,20 +278,21 @@ def export_best(
 
     students = export_recipe(settings)
     candidates, retrained = [], {}
-    for trial in feasible[:confirm]:
-        model, recipe = configs_from_params(trial.params, students)
-        retrained[trial.number] = _retrain(model, recipe, data, seeds)
-        candidate = Candidate(trial, retrained[trial.number].val_au_fa_fr)
-        candidates.append(candidate)
-        upper = candidate.val_au_fa_fr_upper
-        verdict = "meets" if upper <= prepared.bar else "misses"
-        log(
-            f"trial {trial.number} (value {trial.value:.3f}): validation au_fa_fr over "
-            f"{seeds} new seeds {candidate.val_au_fa_fr_mean:.3e}, with its standard error "
-            f"{upper:.3e}, {verdict} the bar {prepared.bar:.3e}"
-        )
-        if upper <= prepared.bar:
-            break
+    with SeedPool(data, cores_per_worker()) as seed_pool:
+        for trial in feasible[:confirm]:
+            model, recipe = configs_from_params(trial.params, students)
+            retrained[trial.number] = _retrain(model, recipe, seed_pool, seeds)
+            candidate = Candidate(trial, retrained[trial.number].val_au_fa_fr)
+            candidates.append(candidate)
+            upper = candidate.val_au_fa_fr_upper
+            verdict = "meets" if upper <= prepared.bar else "misses"
+            log(
+                f"trial {trial.number} (value {trial.value:.3f}): validation au_fa_fr over "
+                f"{seeds} new seeds {candidate.val_au_fa_fr_mean:.3e}, with its standard error "
+                f"{upper:.3e}, {verdict} the bar {prepared.bar:.3e}"
+            )
+            if upper <= prepared.bar:
+                break
     chosen, confirmed = choose(candidates, prepared.bar)
     trial = chosen.trial
     model, recipe = configs_from_params(trial.params, students)

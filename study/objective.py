@@ -37,6 +37,7 @@ from optuna.artifacts import FileSystemArtifactStore
 
 from kws.compression import CompressionReport, measure, to_fp16
 from kws.model import CRNN, CRNNConfig
+from kws.seed_pool import SeedPool
 from kws.training import EpochReport, TrainConfig, TrainingData, train
 from study.attributes import (
     AU_FA_FR,
@@ -136,6 +137,8 @@ class Objective:
         fresh_check: a trial that meets the bar on those and would become the best is
             trained on ``confirm_seeds`` more and counts only if it meets the bar there too.
         floors: a student below them is skipped before training, like a hopeless one.
+        seed_pool: trains the confirmation and fresh seeds, several at a time where it
+            has the cores; None: one after another, in this process.
     """
 
     data: TrainingData
@@ -146,6 +149,11 @@ class Objective:
     confirm_seeds: int = 1
     floors: Floors = NO_FLOORS
     fresh_check: bool = False
+    seed_pool: SeedPool | None = None
+
+    def __post_init__(self) -> None:
+        if self.seed_pool is None:
+            self.seed_pool = SeedPool(self.data, processes=1)
 
     def _record(
         self,
@@ -212,22 +220,20 @@ class Objective:
         trial.set_user_attr("au_fa_fr_fp32", min(history))
         confirmation_epochs: list[int] = []
 
-        def on_confirmation_epoch(report: EpochReport) -> None:
-            # Recorded as it goes: at real size a confirmation takes minutes, and the
-            # progress bar shows which seed and epoch the trial is at.
-            confirmation_epochs[-1] = report.epoch
-            trial.set_user_attr(CONFIRMATION_EPOCHS, confirmation_epochs)
-
         def validated_on(offsets: range) -> list[float]:
             """Deployed validation au_fa_fr of the student trained on each seed offset."""
-            values = []
-            for offset in offsets:
-                again = dataclasses.replace(recipe, seed=recipe.seed + offset)
-                confirmation_epochs.append(0)
-                values.append(
-                    train(config, again, self.data, on_confirmation_epoch).best_val_au_fa_fr
-                )
-            return values
+            first = len(confirmation_epochs)
+
+            def on_confirmation_epoch(index: int, epoch: int) -> None:
+                # Recorded as it goes: at real size a confirmation takes minutes, and the
+                # progress bar shows which seed and epoch the trial is at.
+                confirmation_epochs.extend([0] * (first + index + 1 - len(confirmation_epochs)))
+                confirmation_epochs[first + index] = epoch
+                trial.set_user_attr(CONFIRMATION_EPOCHS, confirmation_epochs)
+
+            recipes = [dataclasses.replace(recipe, seed=recipe.seed + o) for o in offsets]
+            results = self.seed_pool.train(config, recipes, on_confirmation_epoch)
+            return [result.best_val_au_fa_fr for result in results]
 
         seeds = [result.best_val_au_fa_fr]
         if seeds[0] <= self.bar:

@@ -35,12 +35,13 @@ from tqdm import tqdm
 
 from kws.augment import AugmentationConfig
 from kws.data import open_dataset
-from kws.device import configure_threads, resolve_device
+from kws.device import configure_threads, cores_per_worker, resolve_device
 from kws.errors import UserError
 from kws.feature_cache import CachedFeatures, known_feature_cache_key, load_or_build_features
 from kws.files import check_writable
 from kws.model import BASE
 from kws.reference import TrainedModel, load_or_train, training_data
+from kws.seed_pool import SeedPool
 from kws.speech_commands import SpeechCommandsIndex, require_evaluable
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
 from study.attributes import (
@@ -278,21 +279,24 @@ def run_worker(
     device = resolve_device(settings.device)
     study = open_study(settings)
     data: TrainingData = training_data(prepared.features, prepared.reference, device)
-    objective = _budget_guard(
-        Objective(
-            data,
-            prepared.bar,
-            student_recipe(settings),
-            settings.skip_hopeless,
-            artifact_store(settings.artifact_dir),
-            settings.confirm_seeds,
-            settings.floors(),
-            settings.fresh_check,
-        ),
-        settings.trials,
-    )
-    with interrupts_outside_storage():
-        _run_trials(study, objective, settings, between_trials)
+    # This worker's cores train a trial's confirmation and fresh seeds side by side.
+    with SeedPool(data, cores_per_worker(settings.n_jobs)) as seed_pool:
+        objective = _budget_guard(
+            Objective(
+                data,
+                prepared.bar,
+                student_recipe(settings),
+                settings.skip_hopeless,
+                artifact_store(settings.artifact_dir),
+                settings.confirm_seeds,
+                settings.floors(),
+                settings.fresh_check,
+                seed_pool,
+            ),
+            settings.trials,
+        )
+        with interrupts_outside_storage():
+            _run_trials(study, objective, settings, between_trials)
 
 
 def _run_trials(

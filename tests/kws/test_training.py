@@ -214,3 +214,19 @@ def test_an_epoch_draws_one_example_per_clip_from_clips_and_cut_offs(
     monkeypatch.setattr(kws.training, "distillation_loss", counting_loss)
     train(TOY, dataclasses.replace(FAST, epochs=1, epoch_examples=0), data)
     assert sum(len(t) for t in drawn) == data.num_clips
+
+
+def test_the_callers_thread_count_changes_no_weight(data: TrainingData) -> None:
+    # BASE-like sums split over two threads differ in their last bits from one thread's;
+    # train() runs on one whatever the caller set, and gives the caller's count back.
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = train(TOY, FAST, data)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        one = train(TOY, FAST, data)
+    finally:
+        torch.set_num_threads(before)
+    for name, tensor in one.state_dict.items():
+        assert torch.equal(two.state_dict[name], tensor), name

@@ -1,0 +1,164 @@
+"""Training one student on several seeds at once: one process per core, one thread each.
+
+A student is judged on the mean of several seeds (the study's confirmation and fresh seeds,
+export's retraining), and these trainings are independent. :func:`kws.training.train` runs
+on one thread (a student is too small for a second to pay: 15 epochs of one took 4.8 s on
+two threads and 5.2 s on one, AMD EPYC), so the other cores sit idle while a seed trains;
+single-threaded processes train as many seeds in the time of one.
+
+The numbers do not depend on where a seed trained: on one thread it gives the same weights
+in this process or in a worker (tested), so a study run with a pool finds what it finds
+without one.
+
+Workers are started with ``spawn`` (a forked child of a process that ran torch can hang in
+its thread pool) once, at the first use, and receive the training tensors once, through
+shared memory. They ignore Ctrl-C: the parent stops them, then raises it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import warnings
+from collections.abc import Callable, Sequence
+from multiprocessing.pool import Pool
+from typing import Any
+
+import torch
+import torch.multiprocessing
+
+from kws.model import CRNNConfig
+from kws.training import EpochReport, TrainConfig, TrainingData, TrainResult, train
+
+POLL_S = 0.2  # how often the parent passes on the workers' epochs while it waits
+
+# (seed index, epoch): called in the parent as each seed ends an epoch, in no fixed order
+# across seeds.
+EpochProgress = Callable[[int, int], None]
+
+# The worker process's training tensors and the queue its epochs go back by; set once by
+# _start_worker.
+_worker_data: TrainingData | None = None
+_worker_epochs: Any = None
+
+
+def _start_worker(data: TrainingData, epochs: Any) -> None:
+    global _worker_data, _worker_epochs
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _worker_data, _worker_epochs = data, epochs
+
+
+def _train_seed(call: int, index: int, config: CRNNConfig, recipe: TrainConfig) -> TrainResult:
+    assert _worker_data is not None, "a pool worker trains only after _start_worker"
+
+    def report(epoch: EpochReport) -> None:
+        _worker_epochs.put((call, index, epoch.epoch))
+
+    return train(config, recipe, _worker_data, report)
+
+
+class SeedPool:
+    """Trains ``CRNN(config)`` on ``data`` once per recipe, up to ``processes`` at a time.
+
+    With ``processes`` 1, or data on a GPU (one device, whose kernels already run in
+    parallel), every recipe trains in this process, one after another. Use as a context
+    manager, or call :meth:`close`, so the worker processes end with the caller.
+    """
+
+    def __init__(self, data: TrainingData, processes: int) -> None:
+        self.data = data
+        self.processes = processes if data.views.device.type == "cpu" else 1
+        self._pool: Pool | None = None
+        self._epochs: Any = None
+        self._calls = 0  # an epoch queued by an earlier call's seed is not this call's
+
+    def train(
+        self,
+        config: CRNNConfig,
+        recipes: Sequence[TrainConfig],
+        on_epoch: EpochProgress | None = None,
+    ) -> list[TrainResult]:
+        """One :class:`TrainResult` per recipe, in their order.
+
+        Raises:
+            NonFiniteLossError: one of the seeds' loss became NaN or infinite (the other
+                seeds are stopped).
+        """
+        pool = None if self.processes == 1 or len(recipes) == 1 else self._started()
+        if pool is None:
+            return [
+                train(config, recipe, self.data, _for_seed(on_epoch, index))
+                for index, recipe in enumerate(recipes)
+            ]
+        self._calls += 1
+        pending = [
+            pool.apply_async(_train_seed, (self._calls, index, config, recipe))
+            for index, recipe in enumerate(recipes)
+        ]
+        try:
+            while not all(result.ready() for result in pending):
+                self._pass_on_epochs(on_epoch)
+            results = [result.get() for result in pending]
+        except BaseException:
+            # Ctrl-C or a seed's error: the other seeds' work is not wanted.
+            self.close(now=True)
+            raise
+        if on_epoch is not None:  # the last epochs may still be in the queue
+            for index, result in enumerate(results):
+                on_epoch(index, len(result.history))
+        return results
+
+    def _started(self) -> Pool | None:
+        """The worker processes, started at the first call; None when they cannot share
+        the tensors (then every seed trains here, after a warning)."""
+        if self._pool is None:
+            context = torch.multiprocessing.get_context("spawn")
+            self._epochs = context.Queue()
+            try:
+                self._pool = context.Pool(
+                    self.processes, initializer=_start_worker, initargs=(self.data, self._epochs)
+                )
+            except (RuntimeError, OSError) as error:
+                # Sharing the tensors takes their size in /dev/shm, which a container may
+                # keep small (Docker: 64 MB unless --shm-size).
+                warnings.warn(
+                    f"seeds train one at a time: the training tensors could not be shared "
+                    f"with worker processes ({error}); a larger /dev/shm lets them train "
+                    f"{self.processes} at a time",
+                    stacklevel=3,
+                )
+                self._epochs.close()
+                self._epochs, self.processes = None, 1
+        return self._pool
+
+    def _pass_on_epochs(self, on_epoch: EpochProgress | None) -> None:
+        """Wait up to :data:`POLL_S` for the workers' epochs and pass them on."""
+        with contextlib.suppress(queue.Empty):
+            call, index, epoch = self._epochs.get(timeout=POLL_S)
+            if on_epoch is not None and call == self._calls:
+                on_epoch(index, epoch)
+
+    def close(self, now: bool = False) -> None:
+        """End the worker processes: after their work, or ``now``, mid-training."""
+        if self._pool is None:
+            return
+        if now:
+            self._pool.terminate()
+        else:
+            self._pool.close()
+        self._pool.join()
+        self._epochs.close()
+        self._pool = self._epochs = None
+
+    def __enter__(self) -> SeedPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(now=exc_info[0] is not None)
+
+
+def _for_seed(on_epoch: EpochProgress | None, index: int) -> Callable[[EpochReport], None] | None:
+    if on_epoch is None:
+        return None
+    return lambda report: on_epoch(index, report.epoch)

@@ -1,0 +1,99 @@
+"""A pool trains seeds side by side and gives what training them here one by one gives."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import signal
+import threading
+
+import pytest
+import torch
+
+from kws.model import CRNNConfig
+from kws.reference import training_data
+from kws.seed_pool import SeedPool
+from kws.training import NonFiniteLossError, TrainConfig, TrainingData, train
+
+TOY = CRNNConfig(
+    cnn_out_channels=2, kernel_size=(5, 10), stride=(4, 8), gru_num_layers=1, hidden_size=4
+)
+FAST = TrainConfig(epochs=4, batch_size=32, learning_rate=3e-3, epoch_examples=256)
+RECIPES = [
+    dataclasses.replace(FAST, seed=0),
+    dataclasses.replace(FAST, seed=1, fp16=True),
+    dataclasses.replace(FAST, seed=2, patience=1, learning_rate=2e-2),
+]
+
+
+@pytest.fixture(scope="module")
+def data(tiny_features) -> TrainingData:
+    return training_data(tiny_features, None, torch.device("cpu"))
+
+
+def test_seeds_trained_in_workers_are_those_trained_here(data: TrainingData) -> None:
+    # Here on this process's threads (2 on a 2-core machine), there on one each.
+    expected = [train(TOY, recipe, data) for recipe in RECIPES]
+    with SeedPool(data, processes=2) as pool:
+        results = pool.train(TOY, RECIPES)
+    assert len(results) == len(RECIPES)
+    for got, want in zip(results, expected, strict=True):
+        assert got.best_val_au_fa_fr == want.best_val_au_fa_fr
+        assert [r.val_au_fa_fr for r in got.history] == [r.val_au_fa_fr for r in want.history]
+        assert got.state_dict.keys() == want.state_dict.keys()
+        for name, tensor in want.state_dict.items():
+            assert torch.equal(got.state_dict[name], tensor), name
+    # Other seeds, other students: the comparison above is not of one result three times.
+    first, second = (r.state_dict["classifier.weight"] for r in expected[:2])
+    assert not torch.equal(first, second)
+
+
+def test_every_seeds_epochs_are_reported_in_order(data: TrainingData) -> None:
+    seen: list[tuple[int, int]] = []
+    with SeedPool(data, processes=2) as pool:
+        results = pool.train(TOY, RECIPES, lambda index, epoch: seen.append((index, epoch)))
+    for index, result in enumerate(results):
+        epochs = [epoch for i, epoch in seen if i == index]
+        # Each epoch once, in order; the last may be reported twice (from the queue and
+        # from the result).
+        assert sorted(set(epochs)) == list(range(1, len(result.history) + 1))
+        assert epochs == sorted(epochs)
+    assert {index for index, _ in seen} == {0, 1, 2}
+
+
+def test_a_seeds_error_reaches_the_caller_and_the_pool_goes_on(data: TrainingData) -> None:
+    views = data.views.clone()
+    views[:, :, 0, 0] = float("nan")
+    poisoned = dataclasses.replace(data, views=views)
+    with SeedPool(poisoned, processes=2) as pool:
+        with pytest.raises(NonFiniteLossError, match="epoch 1"):
+            pool.train(TOY, RECIPES[:2])
+        assert not multiprocessing.active_children()  # the other seed was stopped
+    with SeedPool(data, processes=2) as pool:
+        pool.train(TOY, RECIPES[:2])
+        pool.close()
+        # Started again on the next call.
+        assert len(pool.train(TOY, RECIPES[:2])) == 2
+
+
+def test_ctrl_c_stops_the_workers_at_once(data: TrainingData) -> None:
+    long = [dataclasses.replace(FAST, epochs=10_000, seed=s) for s in (0, 1)]
+    pool = SeedPool(data, processes=2)
+    pool.train(TOY, RECIPES[:2])  # the workers are up: the Ctrl-C lands mid-training
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pool.train(TOY, long)
+    finally:
+        timer.cancel()
+        pool.close(now=True)
+    assert not multiprocessing.active_children()
+
+
+def test_one_process_trains_here(data: TrainingData) -> None:
+    with SeedPool(data, processes=1) as pool:
+        results = pool.train(TOY, RECIPES[:2])
+    assert not multiprocessing.active_children()
+    assert results[0].best_val_au_fa_fr == train(TOY, RECIPES[0], data).best_val_au_fa_fr
