@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +25,15 @@ from kws.feature_cache import CachedFeatures
 from kws.files import load_cache, save_atomically
 from kws.metrics import fa_fr_curve
 from kws.model import BASE, CRNN, CRNNConfig
+from kws.seed_pool import SeedPool
 from kws.training import (
     BASE_RECIPE,
     TRAINER_VERSION,
-    EpochReport,
     TrainConfig,
     TrainingData,
+    TrainResult,
     keyword_probs,
     predict_logits,
-    train,
 )
 
 TEACHER_64 = CRNNConfig(hidden_size=64)
@@ -127,34 +128,63 @@ def load_or_train(
     ``progress`` names a bar over the epochs (None: no bar); at real size an epoch takes
     seconds to minutes.
     """
-    if recipe.alpha != 0.0:
-        raise ValueError(
-            f"reference and teacher models train without distillation, got alpha={recipe.alpha}"
-        )
-    path = model_cache_path(cache_dir, config, recipe, features)
-    if path.is_file():
-        return _load(path)
-    device = torch.device(device)
-    with tqdm(total=recipe.epochs, desc=progress, unit="epoch", disable=progress is None) as bar:
+    [trained] = load_or_train_seeds(features, config, [recipe], cache_dir, device, 1, progress)
+    return trained
 
-        def on_epoch_end(report: EpochReport) -> None:
-            bar.update(1)
-            bar.set_postfix_str(f"val au_fa_fr {report.val_au_fa_fr:.3e}")
 
-        data = training_data(features, None, device)
-        result = train(config, recipe, data, on_epoch_end)
-    model = CRNN(config).to(device)
+def load_or_train_seeds(
+    features: CachedFeatures,
+    config: CRNNConfig,
+    recipes: Sequence[TrainConfig],
+    cache_dir: str | Path,
+    device: torch.device | str,
+    processes: int,
+    progress: str | None = None,
+) -> list[TrainedModel]:
+    """:func:`load_or_train` for each recipe (the reference's seeds), those not cached
+    trained up to ``processes`` at a time (:class:`kws.seed_pool.SeedPool`); one bar over
+    all their epochs."""
+    for recipe in recipes:
+        if recipe.alpha != 0.0:
+            raise ValueError(
+                f"reference and teacher models train without distillation, got alpha={recipe.alpha}"
+            )
+    paths = [model_cache_path(cache_dir, config, recipe, features) for recipe in recipes]
+    missing = [i for i, path in enumerate(paths) if not path.is_file()]
+    trained = {i: _load(path) for i, path in enumerate(paths) if i not in missing}
+    if missing:
+        data = training_data(features, None, torch.device(device))
+        total = sum(recipes[i].epochs for i in missing)
+        with (
+            tqdm(total=total, desc=progress, unit="epoch", disable=progress is None) as bar,
+            SeedPool(data, processes) as pool,
+        ):
+            results = pool.train(config, [recipes[i] for i in missing], lambda *_: bar.update(1))
+        for i, result in zip(missing, results, strict=True):
+            trained[i] = _evaluated(features, data, config, recipes[i], result)
+            _save(trained[i], paths[i])
+    return [trained[i] for i in range(len(recipes))]
+
+
+def _evaluated(
+    features: CachedFeatures,
+    data: TrainingData,
+    config: CRNNConfig,
+    recipe: TrainConfig,
+    result: TrainResult,
+) -> TrainedModel:
+    """The trained model's logits on every training view and its FA/FR curves."""
+    model = CRNN(config).to(data.views.device)
     model.load_state_dict(result.state_dict)
     model.eval()
     view_logits = torch.stack([predict_logits(model, view).cpu() for view in data.views])
-    del data  # the training views: gigabytes at real size, not needed for the metrics
     model = model.cpu()
     curves = {}
     for split in ("validation", "testing"):
         probs = keyword_probs(model, features.features[split], recipe.fp16)
         fa, fr = fa_fr_curve(probs, features.labels[split])
         curves[split] = torch.from_numpy(np.stack([fa, fr]))
-    trained = TrainedModel(
+    return TrainedModel(
         config=config,
         recipe=recipe,
         state_dict=result.state_dict,
@@ -166,8 +196,6 @@ def load_or_train(
         test_curve=curves["testing"],
         view_logits=view_logits,
     )
-    _save(trained, path)
-    return trained
 
 
 def _area(curve: torch.Tensor) -> float:

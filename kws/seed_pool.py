@@ -1,10 +1,12 @@
 """Training one student on several seeds at once: one process per core, one thread each.
 
 A student is judged on the mean of several seeds (the study's confirmation and fresh seeds,
-export's retraining), and these trainings are independent. :func:`kws.training.train` runs
-on one thread (a student is too small for a second to pay: 15 epochs of one took 4.8 s on
-two threads and 5.2 s on one, AMD EPYC), so the other cores sit idle while a seed trains;
-single-threaded processes train as many seeds in the time of one.
+export's retraining, the reference's seeds), and these trainings are independent.
+:func:`kws.training.train` runs on one thread (a student is too small for a second to pay
+much: on one, its epochs take 1.13-1.18 x the time they take on two), so the other cores
+would sit idle while a seed trains; single-threaded processes train as many seeds in the
+time of one. A would-be best's 2 confirmation and 3 fresh seeds train 1.61 x faster on two
+cores than one after another (AMD EPYC, ``benchmarks/bench_seed_pool.py``).
 
 The numbers do not depend on where a seed trained: on one thread it gives the same weights
 in this process or in a worker (tested), so a study run with a pool finds what it finds
@@ -12,12 +14,15 @@ without one.
 
 Workers are started with ``spawn`` (a forked child of a process that ran torch can hang in
 its thread pool) once, at the first use, and receive the training tensors once, through
-shared memory. They ignore Ctrl-C: the parent stops them, then raises it.
+shared memory. They ignore Ctrl-C: the parent stops them, then raises it. A worker that
+dies mid-training (killed for memory) raises :class:`WorkerDiedError` instead of leaving
+the caller waiting for its seed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import signal
 import warnings
@@ -32,6 +37,7 @@ from kws.model import CRNNConfig
 from kws.training import EpochReport, TrainConfig, TrainingData, TrainResult, train
 
 POLL_S = 0.2  # how often the parent passes on the workers' epochs while it waits
+_STARTED = 0  # the call number of a worker's "started, with this pid" message
 
 # (seed index, epoch): called in the parent as each seed ends an epoch, in no fixed order
 # across seeds.
@@ -47,6 +53,7 @@ def _start_worker(data: TrainingData, epochs: Any) -> None:
     global _worker_data, _worker_epochs
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     _worker_data, _worker_epochs = data, epochs
+    epochs.put((_STARTED, os.getpid(), 0))
 
 
 def _train_seed(call: int, index: int, config: CRNNConfig, recipe: TrainConfig) -> TrainResult:
@@ -72,6 +79,7 @@ class SeedPool:
         self._pool: Pool | None = None
         self._epochs: Any = None
         self._calls = 0  # an epoch queued by an earlier call's seed is not this call's
+        self._workers: set[int] = set()  # their pids
 
     def train(
         self,
@@ -84,6 +92,7 @@ class SeedPool:
         Raises:
             NonFiniteLossError: one of the seeds' loss became NaN or infinite (the other
                 seeds are stopped).
+            WorkerDiedError: a worker process ended mid-training (killed: out of memory).
         """
         pool = None if self.processes == 1 or len(recipes) == 1 else self._started()
         if pool is None:
@@ -99,6 +108,14 @@ class SeedPool:
         try:
             while not all(result.ready() for result in pending):
                 self._pass_on_epochs(on_epoch)
+                # The pool would start another worker and wait forever for the lost seed.
+                dead = [pid for pid in self._workers if not _alive(pid)]
+                if dead:
+                    raise WorkerDiedError(
+                        f"a worker process training seeds (pid {dead[0]}) ended mid-training; "
+                        "killed for lack of memory? Each trains on shared tensors, but holds "
+                        "its own model and batches"
+                    )
             results = [result.get() for result in pending]
         except BaseException:
             # Ctrl-C or a seed's error: the other seeds' work is not wanted.
@@ -136,7 +153,9 @@ class SeedPool:
         """Wait up to :data:`POLL_S` for the workers' epochs and pass them on."""
         with contextlib.suppress(queue.Empty):
             call, index, epoch = self._epochs.get(timeout=POLL_S)
-            if on_epoch is not None and call == self._calls:
+            if call == _STARTED:
+                self._workers.add(index)
+            elif on_epoch is not None and call == self._calls:
                 on_epoch(index, epoch)
 
     def close(self, now: bool = False) -> None:
@@ -150,12 +169,25 @@ class SeedPool:
         self._pool.join()
         self._epochs.close()
         self._pool = self._epochs = None
+        self._workers = set()
 
     def __enter__(self) -> SeedPool:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close(now=exc_info[0] is not None)
+
+
+class WorkerDiedError(RuntimeError):
+    """A process of the pool ended while it trained a seed; the seeds' results are lost."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _for_seed(on_epoch: EpochProgress | None, index: int) -> Callable[[EpochReport], None] | None:

@@ -226,9 +226,9 @@ def train(
     Training runs on one intra-op thread: how many threads split a sum changes the weights
     in their last bits (BASE's au_fa_fr moves in the 7th digit), so on one thread a seed
     trains to the same weights in any process on any core count, and the cores serve to
-    train several seeds or trials side by side (:mod:`kws.seed_pool`, ``--n-jobs``). A
-    student loses about 8 % of speed on one thread against two, BASE about 25 % (AMD
-    EPYC).
+    train several seeds or trials side by side (:mod:`kws.seed_pool`, ``--n-jobs``). On
+    one thread against two, a student's epochs take 1.13-1.18 x the time and BASE's 1.35 x
+    (AMD EPYC, ``benchmarks/bench_seed_pool.py``), which two seeds side by side repay.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite.

@@ -40,7 +40,7 @@ from kws.errors import UserError
 from kws.feature_cache import CachedFeatures, known_feature_cache_key, load_or_build_features
 from kws.files import check_writable
 from kws.model import BASE
-from kws.reference import TrainedModel, load_or_train, training_data
+from kws.reference import TrainedModel, load_or_train_seeds, training_data
 from kws.seed_pool import SeedPool
 from kws.speech_commands import SpeechCommandsIndex, require_evaluable
 from kws.training import BASE_RECIPE, TrainConfig, TrainingData
@@ -130,16 +130,17 @@ def prepare(settings: StudySettings, feature_key: str | None = None) -> Prepared
     require_evaluable(index)
     features = prepare_features(settings, feature_key, index)
     seeds = range(settings.seed, settings.seed + settings.reference_seeds)
+    label = f"reference (BASE) seed {seeds[0]}" + (f"-{seeds[-1]}" if len(seeds) > 1 else "")
     references = tuple(
-        load_or_train(
+        load_or_train_seeds(
             features,
             BASE,
-            dataclasses.replace(BASE_RECIPE, seed=seed),
+            [dataclasses.replace(BASE_RECIPE, seed=seed) for seed in seeds],
             settings.model_dir,
             device,
-            progress=f"reference (BASE) seed {seed}" if settings.progress else None,
+            cores_per_worker(),
+            progress=label if settings.progress else None,
         )
-        for seed in seeds
     )
     bar = settings.max_au_fa_fr or 1.1 * _mean_val_au_fa_fr(references)
     return Prepared(features=features, references=references, bar=bar)

@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
-import kws.reference
+import kws.seed_pool
 from kws.metrics import au_fa_fr
 from kws.model import CRNNConfig
-from kws.reference import load_or_train, model_cache_path, training_labels, training_views
+from kws.reference import (
+    load_or_train,
+    load_or_train_seeds,
+    model_cache_path,
+    training_labels,
+    training_views,
+)
 from kws.training import TrainConfig, keyword_probs, predict_logits
 
 TOY = CRNNConfig(
@@ -33,7 +40,7 @@ def test_second_request_loads_the_cache_instead_of_training(
     def must_not_train(*args, **kwargs):
         raise AssertionError("trained again although the cache file exists")
 
-    monkeypatch.setattr(kws.reference, "train", must_not_train)
+    monkeypatch.setattr(kws.seed_pool, "train", must_not_train)
     again = load_or_train(tiny_features, TOY, RECIPE, cache_dir)
     assert model_cache_path(cache_dir, TOY, RECIPE, tiny_features).is_file()
     assert again.val_au_fa_fr == trained.val_au_fa_fr
@@ -86,3 +93,18 @@ def test_cache_key_separates_configs_and_recipes(tiny_features, cache_dir: Path)
 def test_teachers_are_not_distilled(tiny_features, cache_dir: Path) -> None:
     with pytest.raises(ValueError, match="alpha"):
         load_or_train(tiny_features, TOY, TrainConfig(alpha=0.5), cache_dir)
+
+
+def test_seeds_trained_side_by_side_are_those_trained_alone(
+    tiny_features, tmp_path: Path, trained
+) -> None:
+    other = dataclasses.replace(RECIPE, seed=RECIPE.seed + 1)
+    both = load_or_train_seeds(tiny_features, TOY, [RECIPE, other], tmp_path, "cpu", processes=2)
+    alone = load_or_train(tiny_features, TOY, other, tmp_path / "alone")
+    for got, want in ((both[0], trained), (both[1], alone)):
+        assert got.recipe == want.recipe
+        assert got.val_au_fa_fr == want.val_au_fa_fr
+        assert got.test_au_fa_fr == want.test_au_fa_fr
+        assert torch.equal(got.view_logits, want.view_logits)
+    assert not torch.equal(both[0].view_logits, both[1].view_logits)  # two seeds, two models
+    assert all(model_cache_path(tmp_path, TOY, r, tiny_features).is_file() for r in (RECIPE, other))

@@ -13,7 +13,7 @@ import torch
 
 from kws.model import CRNNConfig
 from kws.reference import training_data
-from kws.seed_pool import SeedPool
+from kws.seed_pool import SeedPool, WorkerDiedError
 from kws.training import NonFiniteLossError, TrainConfig, TrainingData, train
 
 TOY = CRNNConfig(
@@ -89,6 +89,21 @@ def test_ctrl_c_stops_the_workers_at_once(data: TrainingData) -> None:
     finally:
         timer.cancel()
         pool.close(now=True)
+    assert not multiprocessing.active_children()
+
+
+def test_a_worker_killed_mid_training_is_an_error_not_a_hang(data: TrainingData) -> None:
+    long = [dataclasses.replace(FAST, epochs=10_000, seed=s) for s in (0, 1)]
+    with SeedPool(data, processes=2) as pool:
+        pool.train(TOY, RECIPES[:2])  # the workers are up
+        [victim, _] = multiprocessing.active_children()
+        timer = threading.Timer(1.0, os.kill, (victim.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            with pytest.raises(WorkerDiedError, match=f"pid {victim.pid}"):
+                pool.train(TOY, long)
+        finally:
+            timer.cancel()
     assert not multiprocessing.active_children()
 
 
