@@ -190,6 +190,13 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "0 trains all --max-epochs (default: %(default)s)",
     )
     parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=DEFAULTS.ema_decay,
+        help="validate and keep a student's exponential moving average of weights, updated "
+        "every step with this decay; 0 keeps the trained weights (default: %(default)s)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -318,6 +325,7 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         study_name=args.study_name,
         max_epochs=args.max_epochs,
         patience=args.patience,
+        ema_decay=args.ema_decay,
         timeout=args.timeout,
         n_jobs=args.n_jobs,
         device=args.device,

@@ -8,12 +8,15 @@ those that met the bar on their first seed, BASE's warm-start trial apart), then
 confirmed trial its au_fa_fr on every seed relative to the bar (1.00: on the bar) and
 where its first seed ranks among them: the pruner and the confirmation rule select on the
 first seed, so a first seed that is the best of the trial's seeds more often than one
-time in ``seeds`` is selection at work, not chance.
+time in ``seeds`` is selection at work, not chance. Each confirmed trial's line ends with
+the spread of its seeds (standard deviation of the ratios) and the student's GRU layers and
+pooling: a search that keeps to students whose seeds spread widely is rewarded for luck.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 from collections import Counter
 
 import optuna
@@ -62,7 +65,11 @@ def main() -> None:
         ranks[rank] += 1
         mean = sum(per_seed) / len(per_seed)
         figures = " ".join(f"{value:.2f}" for value in per_seed)
-        print(f"trial {trial.number:3d}: {figures}  mean {mean:.2f}  first seed's rank {rank}")
+        student = f"{trial.params['gru_num_layers']} GRU layer(s), {trial.params['pooling']}"
+        print(
+            f"trial {trial.number:3d}: {figures}  mean {mean:.2f}  first seed's rank {rank}  "
+            f"spread {statistics.stdev(per_seed):.2f}  {student}"
+        )
     print("first seed's rank:", ", ".join(f"{rank}: {ranks[rank]}" for rank in sorted(ranks)))
 
 

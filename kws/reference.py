@@ -29,6 +29,7 @@ from kws.seed_pool import SeedPool
 from kws.training import (
     BASE_RECIPE,
     TRAINER_VERSION,
+    WRITTEN_BEFORE,
     TrainConfig,
     TrainingData,
     TrainResult,
@@ -105,8 +106,15 @@ def training_data(
 def model_cache_path(
     cache_dir: str | Path, config: CRNNConfig, recipe: TrainConfig, features: CachedFeatures
 ) -> Path:
+    # A field at the value recipes were trained with before it existed is left out of the
+    # key, so that the models cached before it was added are found, not trained again.
+    recipe_fields = {
+        name: value
+        for name, value in recipe.to_dict().items()
+        if name not in WRITTEN_BEFORE or value != WRITTEN_BEFORE[name]
+    }
     recipe_json = json.dumps(
-        {"model": config.to_dict(), "recipe": recipe.to_dict(), "trainer": TRAINER_VERSION},
+        {"model": config.to_dict(), "recipe": recipe_fields, "trainer": TRAINER_VERSION},
         sort_keys=True,
     )
     digest = hashlib.sha256(recipe_json.encode()).hexdigest()[:12]

@@ -50,6 +50,11 @@ class TrainConfig:
     # mid-descent.
     lr_schedule: str = "constant"
     fp16: bool = False  # deploy (and so validate) the half-precision model
+    # Validate and keep an exponential moving average of the weights, updated every step
+    # with this decay (0: the trained weights themselves): at a constant learning rate the
+    # average sits nearer the minimum than the last step's weights do, which a cosine decay
+    # reached only at the price of the steps at full rate (docs/benchmarks.md).
+    ema_decay: float = 0.0
     freq_mask: int = 15  # SpecAugment: widest frequency mask, mel bands
     time_mask: int = 35  # SpecAugment: widest time mask, frames
     seed: int = 0
@@ -66,6 +71,8 @@ class TrainConfig:
                 f"TrainConfig.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
                 f"got {self.lr_schedule!r}"
             )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"TrainConfig.alpha must be in [0, 1], got {self.alpha!r}")
         for name in ("weight_decay", "epoch_examples", "patience", "freq_mask", "time_mask"):
@@ -77,8 +84,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict (e.g. read from JSON); unknown keys are rejected by name."""
+        """Build from a dict (e.g. read from JSON); unknown keys are rejected by name, and a
+        recipe written before a field existed gets the value it trained with
+        (:data:`WRITTEN_BEFORE`)."""
+        if isinstance(data, dict):
+            data = {**WRITTEN_BEFORE, **data}
         return config_from_dict(cls, data)
+
+
+# Fields a recipe (a checkpoint, an export, a reference cache) lacks when it was written
+# before they existed, with the value it was trained with: no weight average.
+WRITTEN_BEFORE: dict[str, Any] = {"ema_decay": 0.0}
 
 
 BASE_RECIPE = TrainConfig()
@@ -124,7 +140,7 @@ class EpochReport:
 
     epoch: int  # 1-based
     train_loss: float
-    val_au_fa_fr: float  # of the fp32 model being trained (see train() for fp16)
+    val_au_fa_fr: float  # of the fp32 model validated: the weights or their average (train())
     best_val_au_fa_fr: float  # best so far, this epoch included
     seconds: float  # wall time of the epoch, validation included
     train_seconds: float  # of which the training steps
@@ -205,6 +221,13 @@ def evaluate_au_fa_fr(
     return au_fa_fr(keyword_probs(model, features, fp16).cpu(), labels.cpu())
 
 
+@torch.no_grad()
+def _update_average(averaged: CRNN, model: CRNN, decay: float) -> None:
+    """``averaged <- decay * averaged + (1 - decay) * model``, parameter by parameter."""
+    for average, current in zip(averaged.parameters(), model.parameters(), strict=True):
+        average.lerp_(current, 1.0 - decay)
+
+
 def train(
     config: CRNNConfig,
     recipe: TrainConfig,
@@ -217,11 +240,15 @@ def train(
     training clips, as in the course) with class-balanced probabilities (the base recipe's
     weighted sampler), each from a uniformly chosen view; SpecAugment masks every batch.
     The fp32 model is validated after every epoch, the best weights are kept, and training
-    stops after ``recipe.patience`` epochs without improvement. With ``recipe.fp16`` the
-    kept weights are then validated once more as the deployed half-precision model, and
-    that is the result's ``best_val_au_fa_fr``: half inference on a CPU is about 7x slower
-    than fp32, so doing it every epoch would double the cost of an fp16 trial, while the
-    half model's au_fa_fr differs little from the fp32 one's (the study records both).
+    stops after ``recipe.patience`` epochs without improvement. With ``recipe.ema_decay``
+    the model validated and kept is the moving average of the weights after every step,
+    with the decay warmed up as ``min(ema_decay, (1 + step) / (10 + step))`` so that the
+    first epochs' average is not mostly the initial weights (the pruner judges epoch 2).
+    With ``recipe.fp16`` the kept weights are then validated once more as the deployed
+    half-precision model, and that is the result's ``best_val_au_fa_fr``: half inference on
+    a CPU is about 7x slower than fp32, so doing it every epoch would double the cost of an
+    fp16 trial, while the half model's au_fa_fr differs little from the fp32 one's (the
+    study records both).
 
     Training runs on one intra-op thread: how many threads split a sum changes the weights
     in their last bits (BASE's au_fa_fr moves in the 7th digit), so on one thread a seed
@@ -268,6 +295,7 @@ def _train(
     gathered = flat_views.new_empty((chunk_size, *flat_views.shape[1:]))
     features = torch.empty(gathered.shape, device=device)
 
+    averaged = copy.deepcopy(model) if recipe.ema_decay else model
     steps_per_epoch = math.ceil(epoch_examples / recipe.batch_size)
     total_steps, step = recipe.epochs * steps_per_epoch, 0
 
@@ -316,13 +344,17 @@ def _train(
                     optimizer.param_groups[0]["lr"] = recipe.learning_rate * decay
                 optimizer.step()
                 step += 1
+                if recipe.ema_decay:
+                    _update_average(
+                        averaged, model, min(recipe.ema_decay, (1 + step) / (10 + step))
+                    )
                 loss_sum += loss_value * min(recipe.batch_size, size - first)
 
         train_seconds = time.perf_counter() - start
-        value = evaluate_au_fa_fr(model, data.val_features, data.val_labels)
+        value = evaluate_au_fa_fr(averaged, data.val_features, data.val_labels)
         if value < best_value:
             best_epoch, best_value = epoch, value
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(averaged.state_dict())
         report = EpochReport(
             epoch=epoch,
             train_loss=loss_sum / epoch_examples,
@@ -338,8 +370,8 @@ def _train(
         if recipe.patience and epoch - best_epoch >= recipe.patience:
             break
     if recipe.fp16:
-        model.load_state_dict(best_state)
-        best_value = evaluate_au_fa_fr(model, data.val_features, data.val_labels, fp16=True)
+        averaged.load_state_dict(best_state)
+        best_value = evaluate_au_fa_fr(averaged, data.val_features, data.val_labels, fp16=True)
     return TrainResult(
         state_dict={name: tensor.cpu() for name, tensor in best_state.items()},
         best_epoch=best_epoch,

@@ -61,7 +61,7 @@ def test_help_explains_every_study_flag_and_command(tmp_path: Path) -> None:
                  "--skip-hopeless", "--no-skip-hopeless", "--heartbeat-interval", "--num-clips",
                  "--num-speakers",
                  "--grace-period", "--artifact-dir", "--min-compression",
-                 "--min-speedup", "--patience"):  # fmt: skip
+                 "--min-speedup", "--patience", "--ema-decay"):  # fmt: skip
         assert flag in result.stdout
     for command in ("prepare", "export", "train", "stream", "dashboard", "report"):
         assert command in result.stdout
@@ -76,5 +76,8 @@ def test_a_negative_floor_exits_2_naming_the_flag(tmp_path: Path) -> None:
     result = _run("--patience", "-1", "--no-progress", cwd=tmp_path)
     assert result.returncode == 2
     assert "--patience must be >= 0" in result.stderr and "Traceback" not in result.stderr
+    result = _run("--ema-decay", "1", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--ema-decay must be in [0, 1), got 1.0" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "storage").exists()  # refused before any file is made

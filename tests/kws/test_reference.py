@@ -8,7 +8,7 @@ import torch
 
 import kws.seed_pool
 from kws.metrics import au_fa_fr
-from kws.model import CRNNConfig
+from kws.model import BASE, CRNNConfig
 from kws.reference import (
     load_or_train,
     load_or_train_seeds,
@@ -16,7 +16,7 @@ from kws.reference import (
     training_labels,
     training_views,
 )
-from kws.training import TrainConfig, keyword_probs, predict_logits
+from kws.training import BASE_RECIPE, TrainConfig, keyword_probs, predict_logits
 
 TOY = CRNNConfig(
     cnn_out_channels=2, kernel_size=(5, 10), stride=(4, 8), gru_num_layers=1, hidden_size=4
@@ -88,6 +88,17 @@ def test_cache_key_separates_configs_and_recipes(tiny_features, cache_dir: Path)
         model_cache_path(cache_dir, TOY, TrainConfig(epochs=3), tiny_features),
     }
     assert len(paths) == 3
+
+
+def test_a_reference_cached_before_the_weight_average_existed_is_still_found(
+    tiny_features, cache_dir: Path
+) -> None:
+    # BASE trained with the base recipe was cached under this digest by the code before
+    # TrainConfig.ema_decay existed (TRAINER_VERSION 4): adding a field must not retrain it.
+    path = model_cache_path(cache_dir, BASE, BASE_RECIPE, tiny_features)
+    assert path.name == f"661e2b393cde-{tiny_features.key}.pt"
+    averaged = dataclasses.replace(BASE_RECIPE, ema_decay=0.99)
+    assert model_cache_path(cache_dir, BASE, averaged, tiny_features) != path
 
 
 def test_teachers_are_not_distilled(tiny_features, cache_dir: Path) -> None:

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import kws.training
 from kws.model import CRNN, CRNNConfig
@@ -75,7 +76,7 @@ def test_distillation_without_teacher_logits_is_rejected(logits) -> None:
     ("field", "value"),
     [("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("temperature", 0.0),
      ("alpha", 1.5), ("alpha", -0.1), ("patience", -1), ("weight_decay", -1e-5),
-     ("epoch_examples", -1)],
+     ("epoch_examples", -1), ("ema_decay", 1.0), ("ema_decay", -0.5)],
 )  # fmt: skip
 def test_train_config_rejects_bad_values_by_name(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
@@ -230,3 +231,44 @@ def test_the_callers_thread_count_changes_no_weight(data: TrainingData) -> None:
         torch.set_num_threads(before)
     for name, tensor in one.state_dict.items():
         assert torch.equal(two.state_dict[name], tensor), name
+
+
+def test_with_ema_decay_the_kept_weights_are_the_moving_average_of_every_step(
+    data: TrainingData,
+) -> None:
+    # Recomputed here from a copy of the weights after every optimizer step (a global
+    # post-step hook, so train() is not touched), with the decay warmed up as documented:
+    # min(decay, (1 + step) / (10 + step)) at step 1, 2, ...
+    decay, snapshots = 0.9, []
+    recipe = dataclasses.replace(FAST, epochs=2, ema_decay=decay)
+
+    def snapshot(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        snapshots.append([p.detach().double().clone() for p in params])
+
+    handle = register_optimizer_step_post_hook(snapshot)
+    try:
+        result = train(TOY, recipe, data)
+    finally:
+        handle.remove()
+    steps_per_epoch = len(snapshots) // recipe.epochs
+    average = [weights.double() for weights in _initial_weights(recipe)]
+    for step, weights in enumerate(snapshots, start=1):
+        w = 1.0 - min(decay, (1 + step) / (10 + step))
+        average = [a + w * (p - a) for a, p in zip(average, weights, strict=True)]
+        if step == result.best_epoch * steps_per_epoch:
+            break
+    kept = [t.double() for t in result.state_dict.values()]
+    assert len(kept) == len(average)
+    for expected, got in zip(average, kept, strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    raw = train(TOY, dataclasses.replace(recipe, ema_decay=0.0), data)
+    assert any(
+        not torch.allclose(raw.state_dict[n], t, atol=1e-6) for n, t in result.state_dict.items()
+    ), "the average equals the trained weights: the test proves nothing"
+
+
+def _initial_weights(recipe: TrainConfig) -> list[torch.Tensor]:
+    """The weights train() starts from: CRNN(TOY) built right after seeding with the recipe's."""
+    torch.manual_seed(recipe.seed)
+    return [p.detach().clone() for p in CRNN(TOY).parameters()]

@@ -27,6 +27,7 @@ import soundfile
 import torch
 
 from kws.model import BASE, CRNN
+from study.export import load_weights, read_export
 from study.runner import run
 from study.settings import StudySettings
 from study.storage import make_storage
@@ -135,6 +136,18 @@ def test_a_bad_config_field_is_refused_naming_it_and_the_file(
     result = _run("train", "--config", str(path), "--out", str(tmp_path / "out"), cwd=tmp_path)
     refused(result, field, str(path))
     assert not (tmp_path / "out").exists() and not (tmp_path / "storage").exists()
+
+
+def test_an_export_written_before_the_weight_average_existed_reads_as_trained_without(
+    export_dir: Path,
+) -> None:
+    def forget_ema_decay(document: dict) -> None:
+        del document["training"]["ema_decay"], document["settings"]["ema_decay"]
+
+    _edit_config(export_dir, forget_ema_decay)
+    export = read_export(export_dir)
+    assert export.training.ema_decay == 0.0 and export.settings.ema_decay == 0.0
+    assert load_weights(export_dir).config == BASE
 
 
 def test_a_config_that_is_not_json_is_refused_naming_it(tmp_path: Path) -> None:

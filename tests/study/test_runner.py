@@ -381,6 +381,16 @@ def test_continuing_a_study_with_other_trial_settings_is_refused_before_any_work
     assert not any((tmp_path / name).exists() for name in ("data", "features", "models"))
 
 
+def test_a_study_recorded_before_ema_decay_existed_kept_the_trained_weights(
+    settings: StudySettings,
+) -> None:
+    recorded = {k: v for k, v in settings.to_dict().items() if k != "ema_decay"}
+    assert changed_trial_fields(recorded, dataclasses.replace(settings, ema_decay=0.0)) == []
+    assert changed_trial_fields(recorded, dataclasses.replace(settings, ema_decay=0.99)) == [
+        "--ema-decay 0.0 -> 0.99"
+    ]
+
+
 def test_a_study_recorded_before_patience_existed_ran_with_5(settings: StudySettings) -> None:
     # Such a study stopped its students after 5 epochs without improvement: it continues
     # with --patience 5, and today's default (10) would train its trials otherwise.

@@ -1,0 +1,94 @@
+"""Students kept as the moving average of their weights against as trained, on several seeds.
+
+    python benchmarks/bench_ema.py --root /tmp/kws-bench11/seed0 --seed 0 \\
+        --trials 62 60 83 90 [--decays 0 0.99 0.997] [--seeds 4]
+
+``--root`` is one seed's folder of ``benchmarks/bench_search.py`` (its ``studies.db``,
+``data``, ``features`` and ``models``). Each named trial of its default study (a student at
+the bar's edge: one of its confirmed trials or one stopped late) is retrained with the
+study's recipe on ``--seeds`` seeds from ``--seed`` for every ``--decays`` value (0: the
+weights as trained, the recipe before ``--ema-decay``), two seeds side by side. Printed per
+student and decay: validation and test au_fa_fr of each seed as a ratio to its bar (the
+study's validation bar, and the like-for-like test bar of export's check), their means,
+and the epochs each seed trained. The search never sees the test split; this benchmark
+reads it only to say whether a validation gain holds there too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+
+import optuna
+
+from kws.model import CRNN
+from kws.reference import training_data
+from kws.seed_pool import SeedPool
+from kws.training import evaluate_au_fa_fr
+from study.runner import prepare, student_recipe
+from study.search_space import configs_from_params
+from study.settings import StudySettings
+
+
+def _ratios(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.2f} [{' '.join(f'{v:.2f}' for v in values)}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="a bench_search.py seed folder")
+    parser.add_argument("--seed", type=int, required=True, help="the study's seed")
+    parser.add_argument("--trials", type=int, nargs="+", required=True, help="trial numbers")
+    parser.add_argument("--decays", type=float, nargs="+", default=[0.0, 0.99, 0.997])
+    parser.add_argument("--seeds", type=int, default=4, help="training seeds per student")
+    parser.add_argument("--study-name", default="default")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = StudySettings(
+        seed=args.seed,
+        progress=False,
+        data_dir=f"{args.root}/data",
+        feature_dir=f"{args.root}/features",
+        model_dir=f"{args.root}/models",
+    )
+    prepared = prepare(settings)
+    data = training_data(prepared.features, prepared.reference, "cpu")
+    study = optuna.load_study(
+        study_name=args.study_name, storage=f"sqlite:///{args.root}/studies.db"
+    )
+    reference = study.user_attrs
+    test_bar = (
+        prepared.bar / reference["reference_val_au_fa_fr"] * reference["reference_test_au_fa_fr"]
+    )
+    test_features = prepared.features.features["testing"]
+    test_labels = prepared.features.labels["testing"]
+    print(f"bar {prepared.bar:.3e}, test bar {test_bar:.3e}; au_fa_fr / bar per seed")
+    with SeedPool(data, processes=2) as pool:
+        for number in args.trials:
+            config, recipe = configs_from_params(
+                study.trials[number].params, student_recipe(settings)
+            )
+            for decay in args.decays:
+                recipes = [
+                    dataclasses.replace(recipe, seed=args.seed + offset, ema_decay=decay)
+                    for offset in range(args.seeds)
+                ]
+                results = pool.train(config, recipes)
+                val = [result.best_val_au_fa_fr / prepared.bar for result in results]
+                test = []
+                for result in results:
+                    model = CRNN(config)
+                    model.load_state_dict(result.state_dict)
+                    au_fa_fr = evaluate_au_fa_fr(model, test_features, test_labels, recipe.fp16)
+                    test.append(au_fa_fr / test_bar)
+                epochs = [len(result.history) for result in results]
+                print(
+                    f"trial {number:3d} decay {decay:<6g} val {_ratios(val)} "
+                    f"test {_ratios(test)} epochs {epochs}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
