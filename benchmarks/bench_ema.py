@@ -22,10 +22,9 @@ import statistics
 
 import optuna
 
-from kws.model import CRNN
 from kws.reference import training_data
 from kws.seed_pool import SeedPool
-from kws.training import evaluate_au_fa_fr
+from study.export import held_out_check, recorded_reference
 from study.runner import prepare, student_recipe
 from study.search_space import configs_from_params
 from study.settings import StudySettings
@@ -57,13 +56,8 @@ def main() -> None:
     study = optuna.load_study(
         study_name=args.study_name, storage=f"sqlite:///{args.root}/studies.db"
     )
-    reference = study.user_attrs
-    test_bar = (
-        prepared.bar / reference["reference_val_au_fa_fr"] * reference["reference_test_au_fa_fr"]
-    )
-    test_features = prepared.features.features["testing"]
-    test_labels = prepared.features.labels["testing"]
-    print(f"bar {prepared.bar:.3e}, test bar {test_bar:.3e}; au_fa_fr / bar per seed")
+    reference = recorded_reference(study, prepared)
+    print(f"bar {prepared.bar:.3e}; au_fa_fr / bar per seed (test: like-for-like bar)")
     with SeedPool(data, processes=2) as pool:
         for number in args.trials:
             config, recipe = configs_from_params(
@@ -75,13 +69,18 @@ def main() -> None:
                     for offset in range(args.seeds)
                 ]
                 results = pool.train(config, recipes)
-                val = [result.best_val_au_fa_fr / prepared.bar for result in results]
-                test = []
-                for result in results:
-                    model = CRNN(config)
-                    model.load_state_dict(result.state_dict)
-                    au_fa_fr = evaluate_au_fa_fr(model, test_features, test_labels, recipe.fp16)
-                    test.append(au_fa_fr / test_bar)
+                val_au_fa_fr = [result.best_val_au_fa_fr for result in results]
+                check = held_out_check(
+                    config,
+                    recipes[0],
+                    [result.state_dict for result in results],
+                    val_au_fa_fr,
+                    prepared,
+                    reference,
+                    confirmed=True,
+                )
+                val = [value / prepared.bar for value in val_au_fa_fr]
+                test = [value / check["test_bar"] for value in check["test_au_fa_fr"]]
                 epochs = [len(result.history) for result in results]
                 print(
                     f"trial {number:3d} decay {decay:<6g} val {_ratios(val)} "
