@@ -197,6 +197,20 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "every step with this decay; 0 keeps the trained weights (default: %(default)s)",
     )
     parser.add_argument(
+        "--freq-mask",
+        type=int,
+        default=DEFAULTS.freq_mask,
+        help="students' SpecAugment: widest frequency mask in mel bands; 0: none (the "
+        "reference keeps the course's 15) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--time-mask",
+        type=int,
+        default=DEFAULTS.time_mask,
+        help="students' SpecAugment: widest time mask in frames; 0: none (the reference "
+        "keeps the course's 35) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -326,6 +340,8 @@ def _settings(args: argparse.Namespace) -> StudySettings:
         max_epochs=args.max_epochs,
         patience=args.patience,
         ema_decay=args.ema_decay,
+        freq_mask=args.freq_mask,
+        time_mask=args.time_mask,
         timeout=args.timeout,
         n_jobs=args.n_jobs,
         device=args.device,

@@ -22,16 +22,44 @@ import statistics
 
 import optuna
 
+from kws.model import CRNNConfig
 from kws.reference import training_data
 from kws.seed_pool import SeedPool
+from kws.training import TrainConfig
 from study.export import held_out_check, recorded_reference
-from study.runner import prepare, student_recipe
+from study.runner import Prepared, prepare, student_recipe
 from study.search_space import configs_from_params
 from study.settings import StudySettings
 
 
 def _ratios(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f} [{' '.join(f'{v:.2f}' for v in values)}]"
+
+
+def on_seeds(
+    pool: SeedPool,
+    config: CRNNConfig,
+    recipes: list[TrainConfig],
+    prepared: Prepared,
+    reference: dict[str, float],
+) -> str:
+    """``config`` trained on each recipe: validation and test au_fa_fr per seed as ratios to
+    the validation bar and export's like-for-like test bar, their means, and epochs."""
+    results = pool.train(config, recipes)
+    val_au_fa_fr = [result.best_val_au_fa_fr for result in results]
+    check = held_out_check(
+        config,
+        recipes[0],
+        [result.state_dict for result in results],
+        val_au_fa_fr,
+        prepared,
+        reference,
+        confirmed=True,
+    )
+    val = [value / prepared.bar for value in val_au_fa_fr]
+    test = [value / check["test_bar"] for value in check["test_au_fa_fr"]]
+    epochs = [len(result.history) for result in results]
+    return f"val {_ratios(val)} test {_ratios(test)} epochs {epochs}"
 
 
 def main() -> None:
@@ -68,23 +96,9 @@ def main() -> None:
                     dataclasses.replace(recipe, seed=args.seed + offset, ema_decay=decay)
                     for offset in range(args.seeds)
                 ]
-                results = pool.train(config, recipes)
-                val_au_fa_fr = [result.best_val_au_fa_fr for result in results]
-                check = held_out_check(
-                    config,
-                    recipes[0],
-                    [result.state_dict for result in results],
-                    val_au_fa_fr,
-                    prepared,
-                    reference,
-                    confirmed=True,
-                )
-                val = [value / prepared.bar for value in val_au_fa_fr]
-                test = [value / check["test_bar"] for value in check["test_au_fa_fr"]]
-                epochs = [len(result.history) for result in results]
                 print(
-                    f"trial {number:3d} decay {decay:<6g} val {_ratios(val)} "
-                    f"test {_ratios(test)} epochs {epochs}",
+                    f"trial {number:3d} decay {decay:<6g} "
+                    f"{on_seeds(pool, config, recipes, prepared, reference)}",
                     flush=True,
                 )
 

@@ -190,12 +190,14 @@ def _mean_val_au_fa_fr(references: tuple[TrainedModel, ...]) -> float:
 
 def student_recipe(settings: StudySettings) -> TrainConfig:
     """What every trial shares: the base recipe with the study's epochs, patience, weight
-    average and seed."""
+    average, SpecAugment masks and seed."""
     return dataclasses.replace(
         BASE_RECIPE,
         epochs=settings.max_epochs,
         patience=settings.patience,
         ema_decay=settings.ema_decay,
+        freq_mask=settings.freq_mask,
+        time_mask=settings.time_mask,
         seed=settings.seed,
     )
 

@@ -61,7 +61,8 @@ def test_help_explains_every_study_flag_and_command(tmp_path: Path) -> None:
                  "--skip-hopeless", "--no-skip-hopeless", "--heartbeat-interval", "--num-clips",
                  "--num-speakers",
                  "--grace-period", "--artifact-dir", "--min-compression",
-                 "--min-speedup", "--patience", "--ema-decay"):  # fmt: skip
+                 "--min-speedup", "--patience", "--ema-decay", "--freq-mask",
+                 "--time-mask"):  # fmt: skip
         assert flag in result.stdout
     for command in ("prepare", "export", "train", "stream", "dashboard", "report"):
         assert command in result.stdout
@@ -79,5 +80,9 @@ def test_a_negative_floor_exits_2_naming_the_flag(tmp_path: Path) -> None:
     result = _run("--ema-decay", "1", "--no-progress", cwd=tmp_path)
     assert result.returncode == 2
     assert "--ema-decay must be in [0, 1), got 1.0" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = _run("--time-mask", "-2", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--time-mask must be >= 0 (0: no mask), got -2" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "storage").exists()  # refused before any file is made

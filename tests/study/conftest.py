@@ -66,6 +66,7 @@ def cli_args() -> Callable[[StudySettings], list[str]]:
             "--study-name", settings.name, "--seed", str(settings.seed),
             "--data", settings.data, "--max-epochs", str(settings.max_epochs),
             "--patience", str(settings.patience), "--ema-decay", str(settings.ema_decay),
+            "--freq-mask", str(settings.freq_mask), "--time-mask", str(settings.time_mask),
             "--min-compression", str(settings.min_compression),
             "--min-speedup", str(settings.min_speedup),
             "--num-clips", str(settings.num_clips), "--num-speakers", str(settings.num_speakers),

@@ -141,12 +141,15 @@ def test_a_bad_config_field_is_refused_naming_it_and_the_file(
 def test_an_export_written_before_the_weight_average_existed_reads_as_trained_without(
     export_dir: Path,
 ) -> None:
-    def forget_ema_decay(document: dict) -> None:
+    def forget_ema_decay_and_masks(document: dict) -> None:
         del document["training"]["ema_decay"], document["settings"]["ema_decay"]
+        del document["settings"]["freq_mask"], document["settings"]["time_mask"]
 
-    _edit_config(export_dir, forget_ema_decay)
+    _edit_config(export_dir, forget_ema_decay_and_masks)
     export = read_export(export_dir)
     assert export.training.ema_decay == 0.0 and export.settings.ema_decay == 0.0
+    # Its students were masked as the course masks the reference.
+    assert (export.settings.freq_mask, export.settings.time_mask) == (15, 35)
     assert load_weights(export_dir).config == BASE
 
 

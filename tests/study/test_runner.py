@@ -19,6 +19,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from kws.training import BASE_RECIPE
 from study.attributes import (
     AU_FA_FR,
     AU_FA_FR_FRESH_SEEDS,
@@ -35,6 +36,7 @@ from study.runner import (
     prepare,
     requeue_interrupted,
     run,
+    student_recipe,
 )
 from study.search_space import WARM_START
 from study.settings import StudySettings, changed_trial_fields
@@ -389,6 +391,23 @@ def test_a_study_recorded_before_ema_decay_existed_kept_the_trained_weights(
     assert changed_trial_fields(recorded, dataclasses.replace(settings, ema_decay=0.99)) == [
         "--ema-decay 0.0 -> 0.99"
     ]
+
+
+def test_a_study_recorded_before_the_students_masks_existed_masked_as_the_course(
+    settings: StudySettings,
+) -> None:
+    recorded = {k: v for k, v in settings.to_dict().items() if k not in ("freq_mask", "time_mask")}
+    course = dataclasses.replace(settings, freq_mask=15, time_mask=35)
+    assert changed_trial_fields(recorded, course) == []
+    unmasked = dataclasses.replace(settings, freq_mask=0, time_mask=0)
+    assert changed_trial_fields(recorded, unmasked) == [
+        "--freq-mask 15 -> 0",
+        "--time-mask 35 -> 0",
+    ]
+    # The recipe every trial and export trains with carries the study's masks.
+    recipe = student_recipe(dataclasses.replace(settings, freq_mask=3, time_mask=7))
+    assert (recipe.freq_mask, recipe.time_mask) == (3, 7)
+    assert (BASE_RECIPE.freq_mask, BASE_RECIPE.time_mask) == (15, 35)  # the reference's
 
 
 def test_a_study_recorded_before_patience_existed_ran_with_5(settings: StudySettings) -> None:
