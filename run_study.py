@@ -282,7 +282,8 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS.fresh_check,
         help="a trial that meets the bar on its --confirm-seeds seeds and would become the "
         "best is trained on as many further seeds, which chose nothing, and counts only if "
-        "it meets the bar there too (default: on)",
+        "it meets the bar there too (default: off; with the students' recipe it rejected "
+        "none of 49 would-be bests on seeds 0-4)",
     )
     parser.add_argument(
         "--min-compression",

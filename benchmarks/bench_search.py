@@ -3,6 +3,10 @@
     python benchmarks/bench_search.py [--seed 0 1 2 3 4] [--trials 100]
         [--out /tmp/kws-bench-search] [--variant default random hand-tuned]
 
+``--variant random`` alone reuses the default study an earlier run left in ``--out`` (its
+wall time W from its first trial's start to its last trial's end, and its export), so
+random search can be measured in a later session without training the default again.
+
 For each seed (dataset, references and sampler), after a shared preparation timed on its
 own (synthesis, features and the three reference seeds, into ``--out``'s empty caches):
 
@@ -37,7 +41,7 @@ import optuna
 
 from kws.compression import measure
 from kws.model import BASE, CRNN
-from study.export import ExportError, export_best, read_export
+from study.export import Export, ExportError, export_best, read_export
 from study.runner import finished_count, prepare, run
 from study.settings import StudySettings
 
@@ -51,6 +55,27 @@ def _verified(study: optuna.Study, settings: StudySettings, folder: Path) -> dic
     try:
         export = read_export(export_best(study, folder, settings, log=lambda _: None))
     except ExportError:
+        export = None
+    return _figures(study, export)
+
+
+def _recorded(storage: str, folder: Path) -> tuple[float, dict]:
+    """The wall time in seconds of the default study an earlier run of this code left in
+    ``storage``, and the figures of its export in ``folder`` (none: nothing was feasible)."""
+    try:
+        study = optuna.load_study(study_name="default", storage=storage)
+    except KeyError as error:
+        raise SystemExit(f"{storage}: no default study; run --variant default first") from error
+    times = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
+    start = min(t.datetime_start for t in times if t.datetime_start is not None)
+    wall = (max(t.datetime_complete for t in times) - start).total_seconds()
+    export = read_export(folder) if folder.exists() else None
+    return wall, _figures(study, export)
+
+
+def _figures(study: optuna.Study, export: Export | None) -> dict:
+    """The figures of a row: the export's, or NaN and BASE's score without one."""
+    if export is None:
         nothing = dict.fromkeys(("score", "C", "S", "test", "test_bar"), math.nan)
         return {**nothing, "best_holds": False, "passes": False, "verified": BASE_SCORE,
                 "trials": finished_count(study)}  # fmt: skip
@@ -70,6 +95,17 @@ def _verified(study: optuna.Study, settings: StudySettings, folder: Path) -> dic
     }
 
 
+def _print_row(seed: int, label: str, figures: dict, seconds: float, last: str) -> None:
+    print(
+        f"{seed:4d} {label:11s} {figures['trials']:6d} {seconds:7.0f} "
+        f"{figures['score']:6.2f} {figures['C']:6.1f} {figures['S']:6.1f}  "
+        f"{figures['test']:.3e}    {figures['test_bar']:.3e} "
+        f"{'passes' if figures['passes'] else 'FAILS':6s} "
+        f"{'yes' if figures['best_holds'] else 'no':10s} {last}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -80,11 +116,13 @@ def main() -> None:
         nargs="+",
         choices=VARIANTS,
         default=list(VARIANTS),
-        help="which to run (random needs default: it runs for the default's wall time)",
+        help="which to run (random runs for the default's wall time: without default, "
+        "that of the default study already in --out)",
     )
     args = parser.parse_args()
-    if "random" in args.variant and "default" not in args.variant:
-        parser.error("--variant random runs for the default's wall time: add default")
+    reuse_default = "random" in args.variant and "default" not in args.variant
+    if reuse_default:
+        args.variant.insert(0, "default")
     verified: dict[str, list[float]] = {label: [] for label in args.variant}
     print(
         "seed variant     trials  wall s  score     C      S  test au_fa_fr  test bar  check"
@@ -114,6 +152,11 @@ def main() -> None:
         for label, settings in variants.items():
             if label not in args.variant:
                 continue
+            if label == "default" and reuse_default:
+                wall, figures = _recorded(settings.storage, out / f"export-{label}")
+                verified[label].append(figures["verified"])
+                _print_row(seed, label, figures, wall, "recorded")
+                continue
             if label == "random":  # the default's wall time, with trials to spare
                 settings = dataclasses.replace(settings, trials=100_000, timeout=wall)
             if label == "hand-tuned":  # the three warm-start trials, nothing proposed
@@ -130,14 +173,7 @@ def main() -> None:
             figures = _verified(study, settings, out / f"export-{label}")
             export_seconds = time.perf_counter() - start
             verified[label].append(figures["verified"])
-            print(
-                f"{seed:4d} {label:11s} {figures['trials']:6d} {seconds:7.0f} "
-                f"{figures['score']:6.2f} {figures['C']:6.1f} {figures['S']:6.1f}  "
-                f"{figures['test']:.3e}    {figures['test_bar']:.3e} "
-                f"{'passes' if figures['passes'] else 'FAILS':6s} "
-                f"{'yes' if figures['best_holds'] else 'no':10s} export {export_seconds:.0f} s",
-                flush=True,
-            )
+            _print_row(seed, label, figures, seconds, f"export {export_seconds:.0f} s")
     for label, values in verified.items():
         print(
             f"{label:11s} verified score: mean {statistics.fmean(values):.2f}, worst "
