@@ -77,24 +77,18 @@ def test_a_seeds_error_reaches_the_caller_and_the_pool_goes_on(data: TrainingDat
         assert len(pool.train(TOY, RECIPES[:2])) == 2
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_ctrl_c_stops_the_workers_at_once(data: TrainingData) -> None:
     long = [dataclasses.replace(FAST, epochs=10_000, seed=s) for s in (0, 1)]
     pool = SeedPool(data, processes=2)
     pool.train(TOY, RECIPES[:2])  # the workers are up: the Ctrl-C lands mid-training
-    pressed = threading.Event()
-
-    def press_ctrl_c() -> None:
-        # Pressed again every second, as a user would: Python prints and drops a
-        # KeyboardInterrupt that lands inside a finalizer (once seen in CI: DID NOT RAISE).
-        while not pressed.wait(1.0):
-            os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             pool.train(TOY, long)
     finally:
-        pressed.set()
+        timer.cancel()
         pool.close(now=True)
     assert not multiprocessing.active_children()
 

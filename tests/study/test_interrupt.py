@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -15,17 +14,8 @@ from optuna.trial import TrialState
 from study.interrupt import interrupts_outside_storage
 from study.storage import make_storage
 
-
-@pytest.fixture(autouse=True)
-def ctrl_c_raises() -> Iterator[None]:
-    """Python's own SIGINT handler, as in a terminal: a shell that starts jobs in the
-    background (a CI runner may) makes them ignore SIGINT, and the block then changes
-    nothing."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+# Python's own SIGINT handler, as in a terminal (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("ctrl_c_raises")
 
 
 def test_ctrl_c_inside_a_commit_waits_for_the_write_then_fails_the_trial(tmp_path: Path) -> None:
