@@ -113,21 +113,7 @@ def configs_from_params(
     params: dict[str, Any], recipe: TrainConfig = BASE_RECIPE
 ) -> tuple[CRNNConfig, TrainConfig]:
     """A trial's params (or an exported copy of them) as the configs they stand for."""
-    missing = sorted(set(SEARCH_SPACE) - set(params))
-    if missing:
-        raise ConfigError(
-            f"trial parameters lack {', '.join(missing)}: the study was made by an older "
-            "kws-study with another search space; start a new study with --study-name"
-        )
-    model = CRNNConfig(
-        cnn_out_channels=int(params["cnn_out_channels"]),
-        kernel_size=(int(params["kernel_freq"]), int(params["kernel_time"])),
-        stride=(int(params["stride_freq"]), int(params["stride_time"])),
-        gru_num_layers=int(params["gru_num_layers"]),
-        hidden_size=int(params["hidden_size"]),
-        pooling=str(params["pooling"]),
-        bias=bool(params["bias"]),
-    )
+    model = model_from_params(params)
     training = TrainConfig.from_dict(
         {
             **recipe.to_dict(),
@@ -138,6 +124,26 @@ def configs_from_params(
         }
     )
     return model, training
+
+
+def model_from_params(params: dict[str, Any]) -> CRNNConfig:
+    """The student architecture of a trial's params alone (its training config costs a
+    validation, and a sampler reads the architectures of hundreds of draws)."""
+    missing = sorted(set(SEARCH_SPACE) - set(params))
+    if missing:
+        raise ConfigError(
+            f"trial parameters lack {', '.join(missing)}: the study was made by an older "
+            "kws-study with another search space; start a new study with --study-name"
+        )
+    return CRNNConfig(
+        cnn_out_channels=int(params["cnn_out_channels"]),
+        kernel_size=(int(params["kernel_freq"]), int(params["kernel_time"])),
+        stride=(int(params["stride_freq"]), int(params["stride_time"])),
+        gru_num_layers=int(params["gru_num_layers"]),
+        hidden_size=int(params["hidden_size"]),
+        pooling=str(params["pooling"]),
+        bias=bool(params["bias"]),
+    )
 
 
 def params_from_configs(model: CRNNConfig, training: TrainConfig) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from kws import compression
 from kws.compression import (
     CompressionReport,
+    architecture_speedup,
     compression_rate,
     count_macs,
     measure,
@@ -84,6 +85,11 @@ def test_published_students_speedups() -> None:
     assert round(speedup(count_macs(best_kd), base_macs), 2) == 10.92
     assert round(speedup(count_macs(searched), base_macs), 2) == 10.65
     assert round(speedup(count_macs(seed_report), base_macs), 1) == 6.4
+    # The same from the architecture alone, as the search reads it before building a model.
+    assert round(architecture_speedup(best_kd), 2) == 10.92
+    assert round(architecture_speedup(searched), 2) == 10.65
+    assert round(architecture_speedup(seed_report), 1) == 6.4
+    assert architecture_speedup(BASE) == 1.0
 
 
 def _input(config: CRNNConfig, seconds: float = 2.0) -> torch.Tensor:
