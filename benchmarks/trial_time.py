@@ -4,7 +4,8 @@
 
 Read from the study, no training. Prints the seconds of training per outcome (trials
 stopped at each epoch by the pruner, trials that completed, the confirmation seeds of
-those that met the bar on their first seed, BASE's warm-start trial apart), then for each
+those that met the bar on their first seed, BASE's warm-start trial apart) and the seconds
+the skipped proposals took (the sampler's draws, no training), then for each
 confirmed trial its au_fa_fr on every seed relative to the bar (1.00: on the bar) and
 where its first seed ranks among them: the pruner and the confirmation rule select on the
 first seed, so a first seed that is the best of the trial's seeds more often than one
@@ -22,7 +23,13 @@ from collections import Counter
 import optuna
 from optuna.trial import TrialState
 
-from study.attributes import AU_FA_FR_PER_EPOCH, AU_FA_FR_SEEDS, BAR, counts_toward_budget
+from study.attributes import (
+    AU_FA_FR_PER_EPOCH,
+    AU_FA_FR_SEEDS,
+    BAR,
+    SKIPPED,
+    counts_toward_budget,
+)
 
 
 def main() -> None:
@@ -57,6 +64,10 @@ def main() -> None:
         print(f"{outcome:36s} {trials[outcome]:6d} {seconds[outcome]:8.0f}")
     counted = sum(count for outcome, count in trials.items() if "confirmation" not in outcome)
     print(f"{'all training':36s} {counted:6d} {sum(seconds.values()):8.0f}")
+    # Their whole duration: the sampler's draws that found nothing to train, no training.
+    skipped = [t for t in study.trials if t.user_attrs.get(SKIPPED) and t.datetime_complete]
+    skipped_seconds = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in skipped)
+    print(f"{'skipped proposals (not training)':36s} {len(skipped):6d} {skipped_seconds:8.0f}")
     print("\nconfirmed trials: au_fa_fr / bar per seed, and the first seed's rank (1: lowest)")
     ranks: Counter[int] = Counter()
     for trial in confirmed:
