@@ -98,10 +98,13 @@ class Floors:
     min_speedup: float = 0.0
 
     def admit(self, compression: CompressionReport) -> bool:
-        return (
-            compression.compression_rate >= self.min_compression
-            and compression.speedup >= self.min_speedup
+        return compression.compression_rate >= self.min_compression and self.admit_speedup(
+            compression.speedup
         )
+
+    def admit_speedup(self, speedup: float) -> bool:
+        """The speed-up half alone: known from MACs, before a model is built for its size."""
+        return speedup >= self.min_speedup
 
     def describe(self) -> str:
         return f"C >= {self.min_compression:g} and S >= {self.min_speedup:g}"

@@ -94,7 +94,7 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
                     name: self._random_sampler.sample_independent(study, trial, name, dist)
                     for name, dist in search_space.items()
                 }
-            if architecture_speedup(model_from_params(params)) < self._floors.min_speedup:
+            if not self._floors.admit_speedup(architecture_speedup(model_from_params(params))):
                 # The floors' cheap half, from MACs alone, before the model is built for its
                 # size (about 5 ms): most random draws are too slow (96 % below S 15).
                 continue
