@@ -96,7 +96,8 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
                 }
             if not self._floors.admit_speedup(architecture_speedup(model_from_params(params))):
                 # The floors' cheap half, from MACs alone, before the model is built for its
-                # size (about 5 ms): most random draws are too slow (96 % below S 15).
+                # size (about 2 ms): most random draws are too slow (95 % below S 15:
+                # benchmarks/sampler_draws.py).
                 continue
             compression = proposal_compression(params)
             if self._floors.admit(compression) and (best is None or compression.score > best.value):
