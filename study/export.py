@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pickle
 import platform
 import statistics
@@ -359,6 +360,49 @@ def export_best(
     return out
 
 
+# The figures that export, report and ``train --config`` print, with the JSON kind each
+# must have; a hand-edited config.json is refused naming the field, rather than met by a
+# KeyError after minutes of retraining.
+_HELD_OUT_NUMBERS = (
+    "test_au_fa_fr_mean", "test_au_fa_fr_std", "bar", "reference_val_au_fa_fr",
+    "reference_test_au_fa_fr", "bar_ratio", "test_bar",
+)  # fmt: skip
+_FIGURES: dict[str, dict[str, str]] = {
+    "study": {"trial_number": "an integer"},
+    "metrics": {"compression_rate": "a number", "speedup": "a number", "score": "a number"},
+    "selection": {"confirmed": "true or false", "candidates": "a list"},
+    "held_out": {
+        "seeds": "a list of integers",
+        "val_au_fa_fr": "a list of numbers",
+        "test_au_fa_fr": "a list of numbers",
+        **dict.fromkeys(_HELD_OUT_NUMBERS, "a number"),
+        "confirmed": "true or false",
+        "passes": "true or false",
+    },
+}
+
+
+def _is_number(value: object) -> bool:
+    # JSON's true and false read as Python bools, which are ints; NaN reads as a float.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_kind(value: object, kind: str) -> bool:
+    if kind == "a number":
+        return _is_number(value)
+    if kind == "an integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if not isinstance(value, list):
+        return False
+    if kind == "a list of numbers":
+        return bool(value) and all(_is_number(item) for item in value)
+    if kind == "a list of integers":
+        return bool(value) and all(_is_kind(item, "an integer") for item in value)
+    return kind == "a list"
+
+
 def read_export(path: str | Path) -> Export:
     """Read and validate an exported ``config.json`` (or the folder holding it).
 
@@ -386,6 +430,10 @@ def read_export(path: str | Path) -> Export:
     for key in sections:
         if not isinstance(document.get(key), dict):
             raise ExportError(f"{path}: field {key!r} is missing or not an object")
+    for section, fields in _FIGURES.items():
+        for name, kind in fields.items():
+            if not _is_kind(document[section].get(name), kind):
+                raise ExportError(f"{path}: {section}.{name} is missing or not {kind}")
     configs = {}
     for key, cls in (("model", CRNNConfig), ("training", TrainConfig), ("settings", StudySettings)):
         try:

@@ -58,27 +58,55 @@ def tiny_features(tiny_embedded, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def fake_export():
+def export_document():
+    """``export_document(model_config)``: a complete config.json document in the format
+    ``study.export.read_export`` accepts, with plausible figures, for a model no study made."""
+    from kws.training import TrainConfig
+    from study.export import EXPORT_FORMAT
+    from study.settings import StudySettings
+
+    def document(model_config) -> dict:
+        return {
+            "format": EXPORT_FORMAT,
+            "model": model_config.to_dict(),
+            "training": TrainConfig().to_dict(),
+            "settings": StudySettings().to_dict(),
+            "study": {"trial_number": 0},
+            "metrics": {"compression_rate": 1.0, "speedup": 1.0, "score": 0.7},
+            "selection": {"confirmed": True, "candidates": []},
+            "held_out": {
+                "seeds": [3, 4, 5],
+                "val_au_fa_fr": [4.0e-3, 4.1e-3, 3.9e-3],
+                "test_au_fa_fr": [3.1e-3, 3.3e-3, 3.2e-3],
+                "test_au_fa_fr_mean": 3.2e-3,
+                "test_au_fa_fr_std": 8.2e-5,
+                "bar": 4.4e-3,
+                "reference_val_au_fa_fr": 4.0e-3,
+                "reference_test_au_fa_fr": 3.0e-3,
+                "bar_ratio": 1.1,
+                "test_bar": 3.3e-3,
+                "confirmed": True,
+                "passes": True,
+            },
+            "versions": {},
+        }
+
+    return document
+
+
+@pytest.fixture(scope="session")
+def fake_export(export_document):
     """``fake_export(folder, model)``: an export folder in the documented format (read back
     by ``study.export.read_export``) for a model that no study made, for the CLI's tests."""
     import json
 
     import torch
 
-    from kws.training import TrainConfig
-    from study.export import CONFIG_FILE, EXPORT_FORMAT, WEIGHTS_FILE, load_weights
-    from study.settings import StudySettings
+    from study.export import CONFIG_FILE, WEIGHTS_FILE, load_weights
 
     def write(folder: Path, model) -> Path:
         folder.mkdir()
-        document = {
-            "format": EXPORT_FORMAT,
-            "model": model.config.to_dict(),
-            "training": TrainConfig().to_dict(),
-            "settings": StudySettings().to_dict(),
-            **{key: {} for key in ("study", "metrics", "selection", "held_out", "versions")},
-        }
-        (folder / CONFIG_FILE).write_text(json.dumps(document))
+        (folder / CONFIG_FILE).write_text(json.dumps(export_document(model.config)))
         torch.save(model.state_dict(), folder / WEIGHTS_FILE)
         assert load_weights(folder).config == model.config
         return folder

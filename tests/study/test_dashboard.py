@@ -19,7 +19,7 @@ import optuna
 import pytest
 import torch
 
-from kws.model import CRNN, CRNNConfig
+from kws.model import BASE, CRNN, CRNNConfig
 from study.attributes import AU_FA_FR, AU_FA_FR_UPPER, BAR, FEASIBLE, PRUNED_REASON
 from study.figures import FIGURE_TITLES, pareto_front
 from study.runner import open_study, run
@@ -138,18 +138,22 @@ def test_the_dashboard_shows_trials_feasibility_notes_figures_and_checkpoints(
         server.wait(timeout=30)
 
 
+def _report(settings: StudySettings, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_study.py"), "report",
+         "--storage", settings.storage, "--study-name", settings.name,
+         "--artifact-dir", settings.artifact_dir, "--out", str(out),
+         "--data-dir", settings.data_dir, "--feature-dir", settings.feature_dir,
+         "--model-dir", settings.model_dir, *extra],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
 def test_the_report_is_one_self_contained_file_with_every_figure(
     small_study: StudySettings, tmp_path: Path
 ) -> None:
     out = tmp_path / "report.html"
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "run_study.py"), "report",
-         "--storage", small_study.storage, "--study-name", small_study.name,
-         "--artifact-dir", small_study.artifact_dir, "--out", str(out),
-         "--data-dir", small_study.data_dir, "--feature-dir", small_study.feature_dir,
-         "--model-dir", small_study.model_dir],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = _report(small_study, out)
     assert result.returncode == 0, result.stderr
     text = out.read_text()
     assert not re.search(r"<script[^>]+src=", text), "a script is loaded from elsewhere"
@@ -162,6 +166,28 @@ def test_the_report_is_one_self_contained_file_with_every_figure(
     best = study.best_trial
     assert f"<td>{best.number}</td>" in text
     assert "Not exported yet" in text
+
+
+def test_the_report_shows_an_exports_check_and_leaves_out_one_with_a_broken_figure(
+    small_study: StudySettings, tmp_path: Path, fake_export
+) -> None:
+    folder = fake_export(tmp_path / "export", CRNN(BASE))
+    out = tmp_path / "report.html"
+    result = _report(small_study, out, "--export", str(folder))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    # The fixture's figures: reference test 3.0e-3, bar ratio 1.10, test bar 3.3e-3.
+    assert "1.10 &times; 3.000e-03 = 3.300e-03" in text and "PASSES" in text
+
+    config = folder / "config.json"
+    document = json.loads(config.read_text())
+    del document["held_out"]["test_bar"]
+    config.write_text(json.dumps(document))
+    result = _report(small_study, out, "--export", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "held_out.test_bar" in result.stderr and str(config) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "PASSES" not in out.read_text()
 
 
 def test_pareto_front_of_hand_made_points() -> None:

@@ -125,9 +125,15 @@ def _edit_config(folder: Path, edit: Callable[[dict], object]) -> Path:
         (lambda d: d["settings"].update(trials=1.5), "trials"),
         (lambda d: d["training"].update(lr=0.1), "lr"),
         (lambda d: d.update(model=[]), "model"),
+        (lambda d: d["held_out"].pop("test_bar"), "held_out.test_bar"),
+        (lambda d: d["held_out"].update(passes="yes"), "held_out.passes"),
+        (lambda d: d["held_out"].update(val_au_fa_fr=[]), "held_out.val_au_fa_fr"),
+        (lambda d: d["metrics"].update(score=float("nan")), "metrics.score"),
+        (lambda d: d["study"].update(trial_number="7"), "study.trial_number"),
     ],
     ids=["missing", "string-bool", "string-int", "out-of-range", "short-pair",
-         "float-for-int", "unknown", "not-an-object"],
+         "float-for-int", "unknown", "not-an-object", "figure-missing", "figure-string-bool",
+         "figure-empty-list", "figure-nan", "figure-string-int"],
 )  # fmt: skip
 def test_a_bad_config_field_is_refused_naming_it_and_the_file(
     export_dir: Path, tmp_path: Path, edit, field: str

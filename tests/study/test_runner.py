@@ -301,17 +301,12 @@ def test_export_round_trips_and_the_config_retrains_the_same_model(settings, tmp
     ],
 )
 def test_a_tampered_config_is_rejected_naming_the_field(
-    mutation, message: str, tmp_path: Path
+    mutation, message: str, tmp_path: Path, export_document
 ) -> None:
-    from study.export import EXPORT_FORMAT
     from study.search_space import configs_from_params
 
     model, training = configs_from_params(WARM_START["base"])
-    document = {
-        "format": EXPORT_FORMAT, "model": model.to_dict(), "training": training.to_dict(),
-        "settings": StudySettings().to_dict(), "study": {}, "metrics": {}, "selection": {},
-        "held_out": {}, "versions": {},
-    }  # fmt: skip
+    document = export_document(model) | {"training": training.to_dict()}
     assert read_export(_write(tmp_path / "ok.json", document)).model == model
     mutation(document)
     with pytest.raises(ExportError, match=message):
