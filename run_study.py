@@ -49,6 +49,7 @@ from study.pruning import PRUNERS
 from study.records import DEFAULT_ARTIFACT_DIR, artifact_store
 from study.report import write_report
 from study.runner import (
+    MAX_SKIPS_IN_A_ROW,
     describe,
     finished_count,
     prepare,
@@ -173,7 +174,9 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS.trials,
         help="trained (completed + pruned) trials the study ends with, in total (a proposal "
         "skipped untrained does not count): a rerun after an interrupt, or another process "
-        "on the same storage, continues the count (default: %(default)s)",
+        "on the same storage, continues the count; the search ends sooner when "
+        f"{MAX_SKIPS_IN_A_ROW} proposals in a row cannot beat its best feasible trial "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--max-epochs",
