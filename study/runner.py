@@ -492,17 +492,21 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def running_status(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> str:
-    """Where a running trial is: its epoch, or the confirmation seed and epoch it is at
-    (at real size one trial can take minutes)."""
+    """Where a running trial is: its epoch, or the confirmation (or fresh) seeds training
+    side by side and the epoch each is at (at real size one trial can take minutes)."""
     confirming = trial.user_attrs.get(CONFIRMATION_EPOCHS)
     if confirming:
-        seed = len(confirming) + 1  # the first seed trained before any confirmation
-        stage = "confirming"
-        if seed > settings.confirm_seeds:
-            seed, stage = seed - settings.confirm_seeds, "on fresh seeds"
+        # Entry i is seed i + 2 of the confirmation (its first seed trained before any);
+        # the fresh check's seeds follow them and count from 1.
+        first, stage = 2, "confirming"
+        if len(confirming) >= settings.confirm_seeds:
+            confirming, first, stage = confirming[settings.confirm_seeds - 1 :], 1, "on fresh seeds"
+        last = first + len(confirming) - 1
+        seeds = f"seed {first}" if last == first else f"seeds {first}-{last}"
+        epochs = ", ".join(str(epoch) for epoch in confirming)
         return (
-            f"trial {trial.number} {stage}: seed {seed}/{settings.confirm_seeds}, "
-            f"epoch {confirming[-1]}/{settings.max_epochs}"
+            f"trial {trial.number} {stage}: {seeds}/{settings.confirm_seeds}, "
+            f"epoch{'s' if len(confirming) > 1 else ''} {epochs}/{settings.max_epochs}"
         )
     epochs = len(trial.user_attrs.get(AU_FA_FR_PER_EPOCH, ()))
     return f"trial {trial.number}: epoch {epochs}/{settings.max_epochs}"

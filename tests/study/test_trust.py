@@ -156,6 +156,26 @@ def test_a_lucky_first_seed_does_not_make_the_best_trial(settings: StudySettings
     assert running_status(trial, settings) == "trial 0 confirming: seed 2/2, epoch 2/2"
 
 
+@pytest.mark.parametrize(
+    ("epochs", "fresh_check", "expected"),
+    [
+        ([12], False, "trial 4 confirming: seed 2/3, epoch 12/80"),
+        ([12, 10], False, "trial 4 confirming: seeds 2-3/3, epochs 12, 10/80"),
+        ([80, 75, 5, 4], True, "trial 4 on fresh seeds: seeds 1-2/3, epochs 5, 4/80"),
+    ],
+)
+def test_the_progress_line_names_every_seed_training_side_by_side(
+    epochs: list[int], fresh_check: bool, expected: str
+) -> None:
+    # Confirmation seeds train two at a time on two cores: both are named, with their epochs.
+    trial = optuna.trial.create_trial(
+        state=TrialState.RUNNING, user_attrs={CONFIRMATION_EPOCHS: epochs}
+    )
+    trial.number = 4
+    settings = StudySettings(confirm_seeds=3, max_epochs=80, fresh_check=fresh_check)
+    assert running_status(trial, settings) == expected
+
+
 def test_a_mean_that_meets_the_bar_only_without_its_spread_is_not_feasible(
     settings: StudySettings,
 ) -> None:
