@@ -743,8 +743,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _options_before_a_command(argv: Sequence[str], command: str | None) -> str | None:
+    """Why options placed before a command cannot stand, or None. They are the study run's:
+    argparse gives the command its own defaults for those it shares (``--seed 1 export``
+    would export seed 0's study) and ignores the others."""
+    if command is None:
+        return None
+    before = list(argv[: list(argv).index(command)])  # only options: no positional precedes
+    if not before:
+        return None
+    after = list(argv[len(before) + 1 :])
+    return (
+        f"options before the command {command!r} ({' '.join(before)}) would be ignored; "
+        f"put them after it: python run_study.py {' '.join([command, *before, *after])}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    misplaced = _options_before_a_command(argv, args.command)
+    if misplaced:
+        print(f"error: {misplaced}", file=sys.stderr)
+        return 2
     quiet_optuna()
     try:
         return args.run(args)

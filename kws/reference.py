@@ -25,7 +25,7 @@ from kws.feature_cache import CachedFeatures
 from kws.files import load_cache, save_atomically
 from kws.metrics import fa_fr_curve
 from kws.model import BASE, CRNN, CRNNConfig
-from kws.seed_pool import SeedPool
+from kws.seed_pool import SeedPool, progress_bar_updater
 from kws.training import (
     BASE_RECIPE,
     TRAINER_VERSION,
@@ -167,7 +167,7 @@ def load_or_train_seeds(
             tqdm(total=total, desc=progress, unit="epoch", disable=progress is None) as bar,
             SeedPool(data, processes) as pool,
         ):
-            results = pool.train(config, [recipes[i] for i in missing], lambda *_: bar.update(1))
+            results = pool.train(config, [recipes[i] for i in missing], progress_bar_updater(bar))
         for i, result in zip(missing, results, strict=True):
             trained[i] = _evaluated(features, data, config, recipes[i], result)
             _save(trained[i], paths[i])

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 import torch.multiprocessing
+from tqdm import tqdm
 
 from kws.model import CRNNConfig
 from kws.training import EpochReport, TrainConfig, TrainingData, TrainResult, train
@@ -39,9 +40,9 @@ from kws.training import EpochReport, TrainConfig, TrainingData, TrainResult, tr
 POLL_S = 0.2  # how often the parent passes on the workers' epochs while it waits
 _STARTED = 0  # the call number of a worker's "started, with this pid" message
 
-# (seed index, epoch): called in the parent as each seed ends an epoch, in no fixed order
-# across seeds.
-EpochProgress = Callable[[int, int], None]
+# (seed index, epoch, the seed's best validation au_fa_fr so far): called in the parent as
+# each seed ends an epoch, in no fixed order across seeds.
+EpochProgress = Callable[[int, int, float], None]
 
 # The worker process's training tensors and the queue its epochs go back by; set once by
 # _start_worker.
@@ -53,14 +54,14 @@ def _start_worker(data: TrainingData, epochs: Any) -> None:
     global _worker_data, _worker_epochs
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     _worker_data, _worker_epochs = data, epochs
-    epochs.put((_STARTED, os.getpid(), 0))
+    epochs.put((_STARTED, os.getpid(), 0, 0.0))
 
 
 def _train_seed(call: int, index: int, config: CRNNConfig, recipe: TrainConfig) -> TrainResult:
     assert _worker_data is not None, "a pool worker trains only after _start_worker"
 
     def report(epoch: EpochReport) -> None:
-        _worker_epochs.put((call, index, epoch.epoch))
+        _worker_epochs.put((call, index, epoch.epoch, epoch.best_val_au_fa_fr))
 
     return train(config, recipe, _worker_data, report)
 
@@ -123,7 +124,8 @@ class SeedPool:
             raise
         if on_epoch is not None:  # the last epochs may still be in the queue
             for index, result in enumerate(results):
-                on_epoch(index, len(result.history))
+                last = result.history[-1]
+                on_epoch(index, last.epoch, last.best_val_au_fa_fr)
         return results
 
     def _started(self) -> Pool | None:
@@ -152,11 +154,11 @@ class SeedPool:
     def _pass_on_epochs(self, on_epoch: EpochProgress | None) -> None:
         """Wait up to :data:`POLL_S` for the workers' epochs and pass them on."""
         with contextlib.suppress(queue.Empty):
-            call, index, epoch = self._epochs.get(timeout=POLL_S)
+            call, index, epoch, best_val_au_fa_fr = self._epochs.get(timeout=POLL_S)
             if call == _STARTED:
                 self._workers.add(index)
             elif on_epoch is not None and call == self._calls:
-                on_epoch(index, epoch)
+                on_epoch(index, epoch, best_val_au_fa_fr)
 
     def close(self, now: bool = False) -> None:
         """End the worker processes: after their work, or ``now``, mid-training."""
@@ -193,4 +195,22 @@ def _alive(pid: int) -> bool:
 def _for_seed(on_epoch: EpochProgress | None, index: int) -> Callable[[EpochReport], None] | None:
     if on_epoch is None:
         return None
-    return lambda report: on_epoch(index, report.epoch)
+    return lambda report: on_epoch(index, report.epoch, report.best_val_au_fa_fr)
+
+
+def progress_bar_updater(bar: tqdm) -> EpochProgress:
+    """An :data:`EpochProgress` that advances ``bar`` by each seed's new epochs (a seed's
+    last epoch can be reported twice) and shows every seed's best validation au_fa_fr."""
+    epochs: dict[int, int] = {}
+    best: dict[int, float] = {}
+
+    def update(index: int, epoch: int, best_val_au_fa_fr: float) -> None:
+        best[index] = best_val_au_fa_fr
+        bar.set_postfix_str(
+            "best val au_fa_fr " + ", ".join(f"{best[i]:.2e}" for i in sorted(best)),
+            refresh=False,
+        )
+        bar.update(epoch - epochs.get(index, 0))
+        epochs[index] = epoch
+
+    return update

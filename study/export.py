@@ -36,6 +36,7 @@ import optuna
 import optuna_dashboard
 import torch
 from optuna.trial import TrialState
+from tqdm import tqdm
 
 from kws.config import ConfigError
 from kws.deploy import write_torchscript
@@ -44,7 +45,7 @@ from kws.errors import UserError
 from kws.files import replace_folder
 from kws.model import CRNN, CRNNConfig
 from kws.reference import training_data
-from kws.seed_pool import SeedPool
+from kws.seed_pool import SeedPool, progress_bar_updater
 from kws.training import TrainConfig, evaluate_au_fa_fr
 from study.attributes import AU_FA_FR, AU_FA_FR_SEEDS, FEASIBLE
 from study.objective import au_fa_fr_upper, deployed_compression, seeds_trained
@@ -121,10 +122,16 @@ class _Retrained:
     val_au_fa_fr: tuple[float, ...]
 
 
-def _retrain(model: CRNNConfig, recipe: TrainConfig, seed_pool: SeedPool, seeds: int) -> _Retrained:
-    """Train on the recipe's seed and the next ``seeds - 1``; validate each deployed model."""
+def _retrain(
+    model: CRNNConfig, recipe: TrainConfig, seed_pool: SeedPool, seeds: int, progress: str | None
+) -> _Retrained:
+    """Train on the recipe's seed and the next ``seeds - 1``; validate each deployed model.
+    ``progress`` names a bar over their epochs (None: no bar)."""
     recipes = [dataclasses.replace(recipe, seed=recipe.seed + offset) for offset in range(seeds)]
-    results = seed_pool.train(model, recipes)
+    total = seeds * recipe.epochs
+    with tqdm(total=total, desc=progress, unit="epoch", disable=progress is None) as bar:
+        results = seed_pool.train(model, recipes, progress_bar_updater(bar))
+        bar.total = bar.n  # early stopping ends seeds before recipe.epochs
     # best_val_au_fa_fr: of the half model where fp16 is deployed
     return _Retrained([r.state_dict for r in results], tuple(r.best_val_au_fa_fr for r in results))
 
@@ -282,7 +289,11 @@ def export_best(
     with SeedPool(data, cores_per_worker()) as seed_pool:
         for trial in feasible[:confirm]:
             model, recipe = configs_from_params(trial.params, students)
-            retrained[trial.number] = _retrain(model, recipe, seed_pool, seeds)
+            last_seed = recipe.seed + seeds - 1
+            label = f"retraining trial {trial.number} on seeds {recipe.seed}-{last_seed}"
+            retrained[trial.number] = _retrain(
+                model, recipe, seed_pool, seeds, label if settings.progress else None
+            )
             candidate = Candidate(trial, retrained[trial.number].val_au_fa_fr)
             candidates.append(candidate)
             upper = candidate.val_au_fa_fr_upper

@@ -227,7 +227,7 @@ class Objective:
             """Deployed validation au_fa_fr of the student trained on each seed offset."""
             first = len(confirmation_epochs)
 
-            def on_confirmation_epoch(index: int, epoch: int) -> None:
+            def on_confirmation_epoch(index: int, epoch: int, _best: float) -> None:
                 # Recorded as it goes: at real size a confirmation takes minutes, and the
                 # progress bar shows which seed and epoch the trial is at.
                 confirmation_epochs.extend([0] * (first + index + 1 - len(confirmation_epochs)))

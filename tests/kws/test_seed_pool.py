@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import multiprocessing
 import os
 import signal
@@ -10,10 +11,11 @@ import threading
 
 import pytest
 import torch
+from tqdm import tqdm
 
 from kws.model import CRNNConfig
 from kws.reference import training_data
-from kws.seed_pool import SeedPool, WorkerDiedError
+from kws.seed_pool import SeedPool, WorkerDiedError, progress_bar_updater
 from kws.training import NonFiniteLossError, TrainConfig, TrainingData, train
 
 TOY = CRNNConfig(
@@ -49,17 +51,29 @@ def test_seeds_trained_in_workers_are_those_trained_here(data: TrainingData) -> 
     assert not torch.equal(first, second)
 
 
+def test_the_bar_counts_each_epoch_once_and_shows_every_seeds_best() -> None:
+    with tqdm(total=8, file=io.StringIO()) as bar:
+        update = progress_bar_updater(bar)
+        for report in [(1, 1, 0.5), (0, 1, 0.4), (0, 2, 0.3), (1, 2, 0.45), (0, 2, 0.3)]:
+            update(*report)  # seed 0's last epoch comes twice: from the queue, then the result
+        assert bar.n == 4
+        assert bar.postfix == "best val au_fa_fr 3.00e-01, 4.50e-01"
+
+
 def test_every_seeds_epochs_are_reported_in_order(data: TrainingData) -> None:
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int, float]] = []
     with SeedPool(data, processes=2) as pool:
-        results = pool.train(TOY, RECIPES, lambda index, epoch: seen.append((index, epoch)))
+        results = pool.train(TOY, RECIPES, lambda *reported: seen.append(reported))
     for index, result in enumerate(results):
-        epochs = [epoch for i, epoch in seen if i == index]
+        epochs = [epoch for i, epoch, _ in seen if i == index]
         # Each epoch once, in order; the last may be reported twice (from the queue and
         # from the result).
         assert sorted(set(epochs)) == list(range(1, len(result.history) + 1))
         assert epochs == sorted(epochs)
-    assert {index for index, _ in seen} == {0, 1, 2}
+        # With each epoch, the seed's best validation figure so far, as its history has it.
+        best = {epoch: value for i, epoch, value in seen if i == index}
+        assert best == {r.epoch: r.best_val_au_fa_fr for r in result.history}
+    assert {index for index, _, _ in seen} == {0, 1, 2}
 
 
 def test_a_seeds_error_reaches_the_caller_and_the_pool_goes_on(data: TrainingData) -> None:
