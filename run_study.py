@@ -432,7 +432,8 @@ def _here(args: argparse.Namespace) -> StudySettings:
 def _export(args: argparse.Namespace) -> int:
     study = _existing_study(args)
     out = Path(args.out or f"storage/exports/{study.study_name}")
-    folder = export_best(study, out, _here(args), seeds=args.seeds, confirm=args.confirm)
+    here = dataclasses.replace(_here(args), progress=not args.no_progress)
+    folder = export_best(study, out, here, seeds=args.seeds, confirm=args.confirm)
     export = read_export(folder)
     if not export.selection["confirmed"]:
         print(
@@ -631,6 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds seeds the study did not train it on (default: %(default)s)",
     )
     _add_machine_arguments(export)
+    export.add_argument("--no-progress", action="store_true", help="hide progress bars")
     export.set_defaults(run=_export)
 
     dashboard = commands.add_parser(
