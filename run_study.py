@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -175,7 +174,8 @@ def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
         help="trained (completed + pruned) trials the study ends with, in total (a proposal "
         "skipped untrained does not count): a rerun after an interrupt, or another process "
         "on the same storage, continues the count; the search ends sooner when "
-        f"{MAX_SKIPS_IN_A_ROW} proposals in a row cannot beat its best feasible trial "
+        f"{MAX_SKIPS_IN_A_ROW} proposals in a row find no student within the floors "
+        "(--min-compression, --min-speedup) that can beat its best feasible trial "
         "(default: %(default)s)",
     )
     parser.add_argument(
@@ -417,22 +417,23 @@ def _existing_study(args: argparse.Namespace) -> optuna.Study:
     return study
 
 
-def _here(args: argparse.Namespace) -> StudySettings:
-    """This machine's settings for retraining a stored study: device and cache folders."""
+def _here(args: argparse.Namespace, progress: bool = False) -> StudySettings:
+    """This machine's settings for retraining a stored study: device, cache folders and
+    whether progress bars show."""
     return StudySettings(
         storage=getattr(args, "storage", DEFAULTS.storage),
         device=args.device,
         data_dir=args.data_dir,
         feature_dir=args.feature_dir,
         model_dir=args.model_dir,
-        progress=False,
+        progress=progress,
     )
 
 
 def _export(args: argparse.Namespace) -> int:
     study = _existing_study(args)
     out = Path(args.out or f"storage/exports/{study.study_name}")
-    here = dataclasses.replace(_here(args), progress=not args.no_progress)
+    here = _here(args, progress=not args.no_progress)
     folder = export_best(study, out, here, seeds=args.seeds, confirm=args.confirm)
     export = read_export(folder)
     if not export.selection["confirmed"]:
@@ -453,7 +454,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     export = read_export(args.config)
-    here = dataclasses.replace(_here(args), progress=not args.no_progress)
+    here = _here(args, progress=not args.no_progress)
     settings = replayed(export.settings.to_dict(), here, export.settings.name)
     prepared = prepare(settings)
     device = resolve_device(args.device)
@@ -588,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="run_study.py",
         description="Search the smallest, fastest keyword-spotting CRNN that meets a quality "
         "bar. Without a command, runs (or continues) the study.",
+        epilog="A command's options go after it: run_study.py COMMAND --help lists them.",
     )
     _add_study_arguments(parser)
     parser.set_defaults(run=_study)
@@ -746,18 +748,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options_before_a_command(argv: Sequence[str], command: str | None) -> str | None:
-    """Why options placed before a command cannot stand, or None. They are the study run's:
-    argparse gives the command its own defaults for those it shares (``--seed 1 export``
-    would export seed 0's study) and ignores the others."""
-    if command is None:
+    """Why the command line cannot stand when options come before its command, or None.
+    They are the study run's: argparse gives the command its own defaults for those it
+    shares (``--seed 1 export`` would export seed 0's study) and ignores the others."""
+    if command is None or argv[0] == command:  # no positional precedes the command
         return None
-    before = list(argv[: list(argv).index(command)])  # only options: no positional precedes
-    if not before:
-        return None
-    after = list(argv[len(before) + 1 :])
     return (
-        f"options before the command {command!r} ({' '.join(before)}) would be ignored; "
-        f"put them after it: python run_study.py {' '.join([command, *before, *after])}"
+        f"options go after the command: python run_study.py {command} [options] (those "
+        f"before it would be ignored; 'python run_study.py {command} --help' lists its options)"
     )
 
 

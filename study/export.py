@@ -123,13 +123,22 @@ class _Retrained:
 
 
 def _retrain(
-    model: CRNNConfig, recipe: TrainConfig, seed_pool: SeedPool, seeds: int, progress: str | None
+    model: CRNNConfig,
+    recipe: TrainConfig,
+    seed_pool: SeedPool,
+    seeds: int,
+    progress: str | None,
 ) -> _Retrained:
     """Train on the recipe's seed and the next ``seeds - 1``; validate each deployed model.
-    ``progress`` names a bar over their epochs (None: no bar)."""
+    ``progress`` names what is retrained, for a bar over the epochs (None: no bar)."""
     recipes = [dataclasses.replace(recipe, seed=recipe.seed + offset) for offset in range(seeds)]
-    total = seeds * recipe.epochs
-    with tqdm(total=total, desc=progress, unit="epoch", disable=progress is None) as bar:
+    seed_range = f"seed {recipe.seed}" if seeds == 1 else f"seeds {recipe.seed}-{recipes[-1].seed}"
+    with tqdm(
+        total=seeds * recipe.epochs,
+        desc=f"retraining {progress} on {seed_range}",
+        unit="epoch",
+        disable=progress is None,
+    ) as bar:
         results = seed_pool.train(model, recipes, progress_bar_updater(bar))
         bar.total = bar.n  # early stopping ends seeds before recipe.epochs
     # best_val_au_fa_fr: of the half model where fp16 is deployed
@@ -289,11 +298,8 @@ def export_best(
     with SeedPool(data, cores_per_worker()) as seed_pool:
         for trial in feasible[:confirm]:
             model, recipe = configs_from_params(trial.params, students)
-            last_seed = recipe.seed + seeds - 1
-            label = f"retraining trial {trial.number} on seeds {recipe.seed}-{last_seed}"
-            retrained[trial.number] = _retrain(
-                model, recipe, seed_pool, seeds, label if settings.progress else None
-            )
+            label = f"trial {trial.number}" if settings.progress else None
+            retrained[trial.number] = _retrain(model, recipe, seed_pool, seeds, label)
             candidate = Candidate(trial, retrained[trial.number].val_au_fa_fr)
             candidates.append(candidate)
             upper = candidate.val_au_fa_fr_upper
@@ -371,47 +377,48 @@ def export_best(
     return out
 
 
-# The figures that export, report and ``train --config`` print, with the JSON kind each
-# must have; a hand-edited config.json is refused naming the field, rather than met by a
-# KeyError after minutes of retraining.
-_HELD_OUT_NUMBERS = (
-    "test_au_fa_fr_mean", "test_au_fa_fr_std", "bar", "reference_val_au_fa_fr",
-    "reference_test_au_fa_fr", "bar_ratio", "test_bar",
-)  # fmt: skip
-_FIGURES: dict[str, dict[str, str]] = {
-    "study": {"trial_number": "an integer"},
-    "metrics": {"compression_rate": "a number", "speedup": "a number", "score": "a number"},
-    "selection": {"confirmed": "true or false", "candidates": "a list"},
-    "held_out": {
-        "seeds": "a list of integers",
-        "val_au_fa_fr": "a list of numbers",
-        "test_au_fa_fr": "a list of numbers",
-        **dict.fromkeys(_HELD_OUT_NUMBERS, "a number"),
-        "confirmed": "true or false",
-        "passes": "true or false",
-    },
-}
-
-
 def _is_number(value: object) -> bool:
     # JSON's true and false read as Python bools, which are ints; NaN reads as a float.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _is_kind(value: object, kind: str) -> bool:
-    if kind == "a number":
-        return _is_number(value)
-    if kind == "an integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "true or false":
-        return isinstance(value, bool)
-    if not isinstance(value, list):
-        return False
-    if kind == "a list of numbers":
-        return bool(value) and all(_is_number(item) for item in value)
-    if kind == "a list of integers":
-        return bool(value) and all(_is_kind(item, "an integer") for item in value)
-    return kind == "a list"
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_list_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, list) and bool(value) and all(map(check, value))
+
+
+# JSON kind -> its check, for the figures below.
+_KINDS: dict[str, Callable[[object], bool]] = {
+    "a number": _is_number,
+    "an integer": _is_integer,
+    "true or false": lambda value: isinstance(value, bool),
+    "a list": lambda value: isinstance(value, list),
+    "a non-empty list of numbers": _is_list_of(_is_number),
+    "a non-empty list of integers": _is_list_of(_is_integer),
+}
+_HELD_OUT_NUMBERS = (
+    "test_au_fa_fr_mean", "test_au_fa_fr_std", "bar", "reference_val_au_fa_fr",
+    "reference_test_au_fa_fr", "bar_ratio", "test_bar",
+)  # fmt: skip
+# The figures every export holds (export, report, train --config and the dashboard note
+# print them), with the JSON kind each must have: a hand-edited config.json is refused
+# naming the field, rather than met by a KeyError after minutes of retraining.
+_FIGURES: dict[str, dict[str, str]] = {
+    "study": {"trial_number": "an integer"},
+    "metrics": {"compression_rate": "a number", "speedup": "a number", "score": "a number"},
+    "selection": {"confirmed": "true or false", "candidates": "a list"},
+    "held_out": {
+        "seeds": "a non-empty list of integers",
+        "val_au_fa_fr": "a non-empty list of numbers",
+        "test_au_fa_fr": "a non-empty list of numbers",
+        **dict.fromkeys(_HELD_OUT_NUMBERS, "a number"),
+        "confirmed": "true or false",
+        "passes": "true or false",
+    },
+}
 
 
 def read_export(path: str | Path) -> Export:
@@ -443,7 +450,7 @@ def read_export(path: str | Path) -> Export:
             raise ExportError(f"{path}: field {key!r} is missing or not an object")
     for section, fields in _FIGURES.items():
         for name, kind in fields.items():
-            if not _is_kind(document[section].get(name), kind):
+            if not _KINDS[kind](document[section].get(name)):
                 raise ExportError(f"{path}: {section}.{name} is missing or not {kind}")
     configs = {}
     for key, cls in (("model", CRNNConfig), ("training", TrainConfig), ("settings", StudySettings)):

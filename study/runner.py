@@ -492,8 +492,8 @@ def describe(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def running_status(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> str:
-    """Where a running trial is: its epoch, or the confirmation (or fresh) seeds training
-    side by side and the epoch each is at (at real size one trial can take minutes)."""
+    """Where a running trial is: its epoch, or every confirmation (or fresh) seed started,
+    with the epoch each is at (at real size one trial can take minutes)."""
     confirming = trial.user_attrs.get(CONFIRMATION_EPOCHS)
     if confirming:
         # Entry i is seed i + 2 of the confirmation (its first seed trained before any);

@@ -88,12 +88,11 @@ def test_a_negative_floor_exits_2_naming_the_flag(tmp_path: Path) -> None:
     assert not (tmp_path / "storage").exists()  # refused before any file is made
 
 
-def test_options_before_a_command_are_refused_with_the_line_that_means_them(
-    tmp_path: Path,
-) -> None:
+def test_options_before_a_command_are_refused(tmp_path: Path) -> None:
     # argparse would give export its own --seed default (0): seed 0's study, silently.
-    result = _run("--seed", "1", "export", "--seeds", "2", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "options before the command 'export' (--seed 1)" in result.stderr
-    assert "run_study.py export --seed 1 --seeds 2" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "storage").exists()
+    for args in (("--seed", "1", "export"), ("--study-name", "export", "export", "--seeds", "2")):
+        result = _run(*args, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "options go after the command: python run_study.py export" in result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "storage").exists()
+    assert "A command's options go after it" in _run("--help", cwd=tmp_path).stdout

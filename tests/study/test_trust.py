@@ -157,22 +157,23 @@ def test_a_lucky_first_seed_does_not_make_the_best_trial(settings: StudySettings
 
 
 @pytest.mark.parametrize(
-    ("epochs", "fresh_check", "expected"),
+    ("epochs", "expected"),
     [
-        ([12], False, "trial 4 confirming: seed 2/3, epoch 12/80"),
-        ([12, 10], False, "trial 4 confirming: seeds 2-3/3, epochs 12, 10/80"),
-        ([80, 75, 5, 4], True, "trial 4 on fresh seeds: seeds 1-2/3, epochs 5, 4/80"),
+        ([12], "trial 4 confirming: seed 2/3, epoch 12/80"),
+        ([12, 10], "trial 4 confirming: seeds 2-3/3, epochs 12, 10/80"),
+        # Past the 2 confirmation seeds' entries come the fresh check's seeds.
+        ([80, 75, 5, 4], "trial 4 on fresh seeds: seeds 1-2/3, epochs 5, 4/80"),
     ],
 )
 def test_the_progress_line_names_every_seed_training_side_by_side(
-    epochs: list[int], fresh_check: bool, expected: str
+    epochs: list[int], expected: str
 ) -> None:
     # Confirmation seeds train two at a time on two cores: both are named, with their epochs.
     trial = optuna.trial.create_trial(
         state=TrialState.RUNNING, user_attrs={CONFIRMATION_EPOCHS: epochs}
     )
     trial.number = 4
-    settings = StudySettings(confirm_seeds=3, max_epochs=80, fresh_check=fresh_check)
+    settings = StudySettings(confirm_seeds=3, max_epochs=80)
     assert running_status(trial, settings) == expected
 
 
