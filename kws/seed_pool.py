@@ -25,6 +25,7 @@ import contextlib
 import os
 import queue
 import signal
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from multiprocessing.pool import Pool
@@ -129,9 +130,18 @@ class SeedPool:
         return results
 
     def _started(self) -> Pool | None:
-        """The worker processes, started at the first call; None when they cannot share
-        the tensors (then every seed trains here, after a warning)."""
-        if self._pool is None:
+        """The worker processes, started at the first call; None when they cannot start or
+        cannot share the tensors (then every seed trains here, after a warning)."""
+        if self._pool is None and not _spawn_can_start():
+            warnings.warn(
+                "seeds train one at a time: worker processes cannot start, since each would "
+                f"run the main script again from {sys.modules['__main__'].__file__!r}, which "
+                "is not a file (a script read from stdin by 'python -'); run it from a file "
+                f"to train {self.processes} at a time",
+                stacklevel=3,
+            )
+            self.processes = 1
+        if self._pool is None and self.processes > 1:
             context = torch.multiprocessing.get_context("spawn")
             self._epochs = context.Queue()
             try:
@@ -178,6 +188,18 @@ class SeedPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close(now=exc_info[0] is not None)
+
+
+def _spawn_can_start() -> bool:
+    """Whether ``spawn`` workers can prepare themselves: each imports the main module by
+    name, or runs it from its path, so a main script that is not a file ('python -' gives
+    the path '<stdin>') makes every worker fail at start, and the pool start new ones
+    forever."""
+    main = sys.modules["__main__"]
+    if getattr(main.__spec__, "name", None) is not None:  # python -m, or an interpreter
+        return True
+    path = getattr(main, "__file__", None)
+    return path is None or os.path.isfile(path)  # None: interactive, nothing to run
 
 
 class WorkerDiedError(RuntimeError):

@@ -7,6 +7,8 @@ import io
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -127,3 +129,36 @@ def test_one_process_trains_here(data: TrainingData) -> None:
         results = pool.train(TOY, RECIPES[:2])
     assert not multiprocessing.active_children()
     assert results[0].best_val_au_fa_fr == train(TOY, RECIPES[0], data).best_val_au_fa_fr
+
+
+STDIN_SCRIPT = """
+import torch
+from kws.model import CRNNConfig
+from kws.seed_pool import SeedPool
+from kws.training import TrainConfig, TrainingData
+
+data = TrainingData(
+    views=torch.randn(2, 64, 40, 101).half(), labels=torch.arange(64) % 2,
+    val_features=torch.randn(32, 40, 101).half(), val_labels=torch.arange(32) % 2,
+)
+config = CRNNConfig(
+    cnn_out_channels=2, kernel_size=(5, 10), stride=(4, 8), gru_num_layers=1, hidden_size=4
+)
+recipes = [TrainConfig(epochs=1, batch_size=32, epoch_examples=64, seed=s) for s in (0, 1)]
+with SeedPool(data, processes=2) as pool:
+    print(len(pool.train(config, recipes)), "seeds trained")
+"""
+
+
+def test_a_main_script_read_from_stdin_trains_its_seeds_here_not_in_workers_that_cannot_start(
+    tmp_path,
+) -> None:
+    # A spawned worker runs the main script again from its path, here '<stdin>': each
+    # failed at start and the pool started new ones forever (the script hung).
+    result = subprocess.run(
+        [sys.executable, "-"], input=STDIN_SCRIPT, cwd=tmp_path, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 seeds trained" in result.stdout
+    assert "run it from a file" in result.stderr and "Traceback" not in result.stderr
