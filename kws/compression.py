@@ -141,13 +141,14 @@ def measure(model: CRNN, seconds: float = 2.0) -> CompressionReport:
     MACs come from ``model.config`` (the float architecture), so fp16 changes only the size.
     """
     size = state_dict_bytes(model)
+    macs = count_macs(model.config, seconds)
     rate = compression_rate(size, _base_state_dict_bytes())
-    speed = architecture_speedup(model.config, seconds)
+    speed = speedup(macs, count_macs(BASE, seconds))
     return CompressionReport(
         params=model.num_params(),
         param_bytes=param_bytes(model),
         state_dict_bytes=size,
-        macs=count_macs(model.config, seconds),
+        macs=macs,
         compression_rate=rate,
         speedup=speed,
         score=score(rate, speed),
